@@ -1,0 +1,403 @@
+"""Classify: the μP role of every parameter, decided by how the graph consumes it.
+
+Shape alone misleads (an ``nn.Embedding`` stores (V, n); ``scale_shift_table`` is (6, n) but
+is added elementwise), so we follow each parameter forward through views, casts, slices,
+``cat``, constant multipliers and other shape plumbing to the op that *uses* it:
+
+* a contraction (linear, conv, embedding, matmul, einsum) gives ``fan_in`` = the contracted
+  size and ``fan_out`` = the produced size; whether each grows with ``n`` picks the role
+  (theory.md §2): (0,1) input, (1,1) hidden, (1,0) output, (0,0) scalar;
+* an elementwise use (bias, norm gain, modulation table, positional embedding) is
+  ``vector`` if the tensor has a dimension that grows with ``n``, else ``scalar``.
+
+Weightless contractions (attention ``q·kᵀ``, ``attention·v``, SDPA) are recorded with their
+contracted dim and, for attention, the head dim and the logit scale at every width.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import sympy
+
+from tpcheck.capture import OpNode, Ref
+from tpcheck.graph import OpGraph
+from tpcheck.widths import SymShape, is_infinite
+
+ROLES = ("input", "hidden", "output", "vector", "scalar")
+UNUSED = "unused"
+
+#: Ops that only move, view, cast, select or combine values: a parameter seen through
+#: them is still the same parameter for classification.
+SEE_THROUGH = {
+    "view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "expand_as", "to",
+    "_to_copy", "type_as", "clone", "contiguous", "detach", "alias", "flatten", "unflatten",
+    "t", "transpose", "permute", "slice", "select", "chunk", "split", "split_with_sizes",
+    "unbind", "getitem", "cat", "concat", "stack", "repeat", "movedim", "lift_fresh_copy",
+    "dropout", "narrow", "index_select", "repeat_interleave", "_assert_tensor_metadata",
+}
+#: Ops through which a parameter passes when the other operand is a constant (a multiplier).
+CONSTANT_ARITH = {"mul", "div", "add", "sub", "rsub", "true_divide"}
+
+MATMUL = {"mm", "matmul", "bmm"}
+MATMUL_WITH_BIAS = {"addmm", "baddbmm", "addbmm"}
+CONV = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
+        "conv_transpose2d", "conv_transpose3d"}
+EMBEDDING = {"embedding", "embedding_bag", "_embedding_bag"}
+SOFTMAX = {"softmax", "_softmax", "_safe_softmax"}
+
+
+def op_name(target: str) -> str:
+    """``aten.linear.default`` -> ``linear``; non-ATen targets (``getitem``) unchanged."""
+    parts = target.split(".")
+    return parts[1] if len(parts) == 3 else parts[-1]
+
+
+@dataclass(frozen=True)
+class Use:
+    """One place where the graph consumes a parameter."""
+
+    tensor: str
+    node: str
+    op: str
+    kind: str  # "contraction" or "elementwise"
+    role: str
+    fan_in: sympy.Expr
+    fan_out: sympy.Expr
+    via: tuple[str, ...] = ()  # see-through nodes between the parameter and this use
+    operand: str = ""  # the node the use reads (the parameter or the last see-through node)
+    pos: str = ""  # the argument position it is read at
+    module: str = ""
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class TensorClass:
+    """The role of one parameter and the facts it was derived from."""
+
+    name: str
+    shape: SymShape
+    role: str
+    fan_in: sympy.Expr
+    fan_out: sympy.Expr
+    trainable: bool
+    uses: tuple[Use, ...] = ()
+    aliases: tuple[str, ...] = ()
+    defined_at: str | None = None  # file:line of the assignment creating it (or its module)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every distinct role among the uses (more than one: tied or shared weights)."""
+        return tuple(dict.fromkeys(u.role for u in self.uses))
+
+    @property
+    def module(self) -> str:
+        return self.name.rpartition(".")[0]
+
+
+@dataclass(frozen=True)
+class WeightlessContraction:
+    """A contraction of two activations (no parameter), e.g. ``q·kᵀ`` or ``attn·v``."""
+
+    node: str
+    op: str
+    contracted: sympy.Expr | None
+    module: str = ""
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Attention:
+    """An attention-logit computation: head dim in ``n`` and the logit scale at each width.
+
+    ``scales[w]`` is the factor multiplying ``q·kᵀ`` at width ``w``; for SDPA without an
+    explicit ``scale`` it is PyTorch's default ``1/√head_dim``.
+    """
+
+    node: str
+    op: str  # "scaled_dot_product_attention" or "matmul"
+    head_dim: sympy.Expr | None
+    scales: dict[int, float]
+    explicit_scale: bool
+    module: str = ""
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Roles of every parameter, plus the weightless contractions and attention ops."""
+
+    graph: OpGraph
+    tensors: dict[str, TensorClass]
+    contractions: tuple[WeightlessContraction, ...] = field(default=())
+    attention: tuple[Attention, ...] = field(default=())
+
+
+def classify(graph: OpGraph) -> Classification:
+    """Classify every parameter of ``graph`` (theory.md §2)."""
+    capture = graph.shapes.capture
+    params = capture.traces[capture.widths[0]].params
+    tensors: dict[str, TensorClass] = {}
+    for name, info in params.items():
+        shape = graph.shapes.param_shapes[name]
+        node = graph.param_nodes.get(name)
+        uses = tuple(_uses(graph, name, node, shape)) if node else ()
+        if uses:
+            first = uses[0]
+            role, fan_in, fan_out = first.role, first.fan_in, first.fan_out
+        else:
+            role, fan_in, fan_out = UNUSED, sympy.Integer(1), sympy.Integer(1)
+        tensors[name] = TensorClass(name=name, shape=shape, role=role, fan_in=fan_in,
+                                    fan_out=fan_out, trainable=info.requires_grad, uses=uses,
+                                    aliases=info.aliases, defined_at=info.defined_at)
+    param_uses = {u.node for t in tensors.values() for u in t.uses}
+    return Classification(graph=graph, tensors=tensors,
+                          contractions=tuple(_weightless(graph, param_uses)),
+                          attention=tuple(_attention(graph)))
+
+
+def contraction_role(fan_in: sympy.Expr, fan_out: sympy.Expr) -> str:
+    """The role of a weight by whether its fan-in and fan-out grow with ``n``."""
+    return {
+        (False, True): "input",
+        (True, True): "hidden",
+        (True, False): "output",
+        (False, False): "scalar",
+    }[(is_infinite(fan_in), is_infinite(fan_out))]
+
+
+def elementwise_use(shape: SymShape) -> tuple[str, sympy.Expr, sympy.Expr]:
+    """Role and fans of a tensor used elementwise: vector if it spans a width dim."""
+    wide = [d for d in shape if is_infinite(d)]
+    fan_out = sympy.Mul(*wide) if wide else sympy.Integer(1)
+    return ("vector" if wide else "scalar"), sympy.Integer(1), fan_out
+
+
+# --- following a parameter to its uses -------------------------------------------------
+
+
+def _uses(graph: OpGraph, tensor: str, start: str, own_shape: SymShape) -> list[Use]:
+    uses: list[Use] = []
+    seen: set[str] = set()
+    stack: list[tuple[str, tuple[str, ...]]] = [(start, ())]
+    while stack:
+        current, via = stack.pop(0)
+        for consumer, positions in graph.users(current):
+            node = graph.node(consumer)
+            if node.kind != "call":
+                continue
+            for pos in positions:
+                found = _use_at(graph, tensor, node, pos, current, own_shape, via)
+                if found is not None:
+                    uses.append(found)
+                elif consumer not in seen:
+                    seen.add(consumer)
+                    stack.append((consumer, (*via, consumer)))
+    return uses
+
+
+def _use_at(graph: OpGraph, tensor: str, node: OpNode, pos: str, operand: str,
+            own_shape: SymShape, via: tuple[str, ...]) -> Use | None:
+    """The use of ``operand`` at ``node``'s argument ``pos``, or None to see through."""
+    op = op_name(node.target)
+    fans = _contraction_fans(node, op, pos, graph.shape(operand))
+    if fans is not None:
+        fan_in, fan_out = fans
+        return Use(tensor, node.name, op, "contraction", contraction_role(fan_in, fan_out),
+                   fan_in, fan_out, via, operand, pos, node.module, node.source)
+    if op in SEE_THROUGH or _passes_through(graph, node, op):
+        return None
+    role, fan_in, fan_out = elementwise_use(own_shape)
+    return Use(tensor, node.name, op, "elementwise", role, fan_in, fan_out, via, operand, pos,
+               node.module, node.source)
+
+
+def _passes_through(graph: OpGraph, node: OpNode, op: str) -> bool:
+    """Unary ops and arithmetic with constants keep the parameter's identity (a multiplier)."""
+    tensor_refs = [r for _, r in node.refs() if _is_tensor(graph, r)]
+    if op in CONSTANT_ARITH:
+        return len(tensor_refs) <= 1
+    return len(tensor_refs) == 1 and op not in SOFTMAX
+
+
+def _is_tensor(graph: OpGraph, ref: Ref) -> bool:
+    """A referenced node that is a non-scalar tensor (0-d constants count as scalars)."""
+    shape = graph.node(ref.name).shape
+    return shape is not None and len(shape) > 0
+
+
+def _contraction_fans(node: OpNode, op: str, pos: str,
+                      operand: tuple[sympy.Expr | None, ...] | None
+                      ) -> tuple[sympy.Expr, sympy.Expr] | None:
+    """``(fan_in, fan_out)`` if the operand at ``pos`` is a contraction's weight."""
+    if operand is None or any(d is None for d in operand):
+        return None
+    shape = [d for d in operand if d is not None]
+    one = sympy.Integer(1)
+    if op == "linear" and pos == "1":
+        return shape[-1], (shape[0] if len(shape) == 2 else one)
+    if op in CONV and pos == "1":
+        kernel = sympy.Mul(*shape[2:]) if len(shape) > 2 else one
+        transposed = op.startswith("conv_transpose") or (
+            op in ("convolution", "_convolution") and len(node.args) > 6 and node.args[6])
+        if transposed:
+            groups = node.args[6] if op.startswith("conv_transpose") and len(node.args) > 6 else 1
+            groups = groups if isinstance(groups, int) else 1
+            return shape[0] * kernel, shape[1] * groups
+        return shape[1] * kernel, shape[0]
+    if op in EMBEDDING and pos == "0":
+        return one, shape[-1]
+    matmul_pos = {"0": "left", "1": "right"} if op in MATMUL else (
+        {"1": "left", "2": "right"} if op in MATMUL_WITH_BIAS else {})
+    side = matmul_pos.get(pos)
+    if side == "left":
+        return shape[-1], (shape[-2] if len(shape) >= 2 else one)
+    if side == "right":
+        return (shape[-2] if len(shape) >= 2 else shape[0]), (
+            shape[-1] if len(shape) >= 2 else one)
+    if op == "einsum" and pos.startswith("1."):
+        return _einsum_fans(node, int(pos.split(".")[1]), shape)
+    return None
+
+
+def _einsum_fans(node: OpNode, index: int, shape: list[sympy.Expr]
+                 ) -> tuple[sympy.Expr, sympy.Expr] | None:
+    equation = str(node.args[0]).replace(" ", "")
+    lhs, _, out = equation.partition("->")
+    inputs = lhs.split(",")
+    if not out and "->" not in equation:
+        letters = re.sub(r"[^a-zA-Z]", "", lhs)
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if index >= len(inputs):
+        return None
+    mine = inputs[index]
+    others = "".join(s for i, s in enumerate(inputs) if i != index)
+    dims = _einsum_dims(mine, shape)
+    fan_in = sympy.Mul(*[d for c, d in dims.items() if c not in out])
+    fan_out = sympy.Mul(*[d for c, d in dims.items() if c in out and c not in others])
+    return sympy.sympify(fan_in), sympy.sympify(fan_out)
+
+
+def _einsum_dims(spec: str, shape: list[sympy.Expr]) -> dict[str, sympy.Expr]:
+    head, dots, tail = spec.partition("...")
+    if not dots:
+        return dict(zip(head, shape, strict=False))
+    dims = dict(zip(head, shape[: len(head)], strict=False))
+    if tail:
+        dims.update(zip(tail, shape[-len(tail):], strict=False))
+    return dims
+
+
+# --- weightless contractions and attention --------------------------------------------
+
+
+def _weightless(graph: OpGraph, param_uses: set[str]) -> list[WeightlessContraction]:
+    found = []
+    for node in graph.shapes.nodes:
+        op = op_name(node.target)
+        if node.kind != "call" or node.name in param_uses:
+            continue
+        if op in MATMUL or op in MATMUL_WITH_BIAS or op == "scaled_dot_product_attention":
+            left = next((r for p, r in node.refs() if p == ("1" if op in MATMUL_WITH_BIAS
+                                                              else "0")), None)
+            lshape = graph.shape(left.name) if left else None
+            contracted = lshape[-1] if lshape else None
+            found.append(WeightlessContraction(node.name, op, contracted, node.module,
+                                               node.source))
+    return found
+
+
+def _attention(graph: OpGraph) -> list[Attention]:
+    found = []
+    widths = graph.shapes.widths
+    for node in graph.shapes.nodes:
+        if node.kind != "call":
+            continue
+        op = op_name(node.target)
+        if op == "scaled_dot_product_attention":
+            q = node.args[0]
+            qshape = graph.shape(q.name) if isinstance(q, Ref) else None
+            head_dim = qshape[-1] if qshape else None
+            scales: dict[int, float] = {}
+            explicit = node.kwargs.get("scale") is not None
+            for w in widths:
+                at = graph.at_width(node.name, w)
+                s = at.kwargs.get("scale")
+                if s is None:
+                    qw = graph.shapes.capture.traces[w].nodes[
+                        graph.digraph.graph["index"][q.name]].shape if isinstance(q, Ref) else None
+                    s = 1.0 / math.sqrt(qw[-1]) if qw else float("nan")
+                scales[w] = float(s)
+            found.append(Attention(node.name, op, head_dim, scales, explicit, node.module,
+                                   node.source))
+        elif op in MATMUL:
+            logits = _matmul_attention(graph, node)
+            if logits is not None:
+                found.append(logits)
+    return found
+
+
+def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
+    """``q @ kᵀ`` followed (through constant scaling or masking) by a softmax."""
+    widths = graph.shapes.widths
+    factors = {w: 1.0 for w in widths}
+    current = node.name
+    for _ in range(6):
+        users = graph.users(current)
+        if len(users) != 1:
+            return None
+        consumer, _ = users[0]
+        cnode = graph.node(consumer)
+        op = op_name(cnode.target)
+        if op in SOFTMAX:
+            break
+        if op in ("mul", "div"):
+            for w in widths:
+                c = _constant_operand(graph.at_width(consumer, w))
+                if c is not None:
+                    factors[w] *= c if op == "mul" else 1.0 / c
+        elif op not in ("add", "sub", "masked_fill", "to", "_to_copy", "where"):
+            return None
+        current = consumer
+    else:
+        return None
+    for arg in node.args[:2]:  # scaling applied to q or k before the product
+        if isinstance(arg, Ref):
+            for w in widths:
+                factors[w] *= _scale_before(graph, arg.name, w)
+    left = node.args[0]
+    lshape = graph.shape(left.name) if isinstance(left, Ref) else None
+    head_dim = lshape[-1] if lshape else None
+    return Attention(node.name, "matmul", head_dim, factors, True, node.module, node.source)
+
+
+def _constant_operand(node: OpNode) -> float | None:
+    for arg in node.args[1:2]:
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            return float(arg)
+    return None
+
+
+def _scale_before(graph: OpGraph, name: str, width: int) -> float:
+    """Product of constant multipliers on the path feeding one matmul operand."""
+    factor = 1.0
+    current = name
+    for _ in range(4):
+        node = graph.node(current)
+        op = op_name(node.target)
+        if node.kind != "call":
+            break
+        if op in ("mul", "div"):
+            c = _constant_operand(graph.at_width(current, width))
+            if c is not None:
+                factor *= c if op == "mul" else 1.0 / c
+        elif op not in ("transpose", "permute", "t", "view", "reshape", "contiguous", "clone",
+                        "expand", "_unsafe_view"):
+            break
+        first = node.args[0]
+        if not isinstance(first, Ref):
+            break
+        current = first.name
+    return factor

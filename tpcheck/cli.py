@@ -1,0 +1,149 @@
+"""The ``tpcheck`` command line: ``lint`` and ``explain``.
+
+Exit codes (the CI contract): 0 no errors (warnings allowed), 1 errors found, 2 the target
+could not be loaded, traced or measured — always with a message saying what, where and how
+to fix it, never a traceback from inside torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tpcheck import __version__
+from tpcheck.errors import TpcheckError
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_TOOL_ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_TOOL_ERROR
+    try:
+        return args.run(args)
+    except TpcheckError as exc:
+        print(f"tpcheck: error: {exc.render()}", file=sys.stderr)
+        return EXIT_TOOL_ERROR
+    except KeyboardInterrupt:
+        return EXIT_TOOL_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tpcheck", description="μP parametrization checker for "
+                                "diffusion transformers.")
+    p.add_argument("--version", action="version", version=f"tpcheck {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    lint = sub.add_parser("lint", help="check a model's parametrization against μP")
+    lint.add_argument("targets", nargs="*", metavar="TARGET",
+                      help="built-in name (dit, uvit, pixart, mmdit, ...), package.module:attr "
+                           "or path/to/file.py:attr; default: [tool.tpcheck] targets")
+    lint.add_argument("--format", choices=("text", "json", "sarif"), default=None)
+    lint.add_argument("--widths", type=_widths, default=None,
+                      help="comma-separated widths to trace, e.g. 64,128,256")
+    lint.add_argument("--select", action="append", default=None, metavar="RULE",
+                      help="only these rules (code, prefix or name); repeatable or comma-separated")
+    lint.add_argument("--ignore", action="append", default=None, metavar="RULE",
+                      help="skip these rules; repeatable or comma-separated")
+    lint.add_argument("--roles-only", action="store_true",
+                      help="only trace and classify: the tensor table, no measurement or rules")
+    lint.add_argument("--no-tensors", action="store_true",
+                      help="text format: print findings only, not the tensor table")
+    lint.add_argument("--device", choices=("auto", "meta", "cpu"), default="auto",
+                      help="where to build models for tracing (default: meta, else cpu)")
+    lint.add_argument("--config", default=None,
+                      help="pyproject.toml to read [tool.tpcheck] from (default: nearest)")
+    lint.add_argument("-o", "--output", default=None, help="write the report to this file")
+    lint.set_defaults(run=_run_lint)
+
+    explain = sub.add_parser("explain", help="print a rule's documentation")
+    explain.add_argument("rule", nargs="?", help="rule code (TP101) or name (sp-readout)")
+    explain.add_argument("--all", action="store_true", help="every rule, as Markdown")
+    explain.set_defaults(run=_run_explain)
+
+    targets = sub.add_parser("targets", help="list the built-in targets")
+    targets.set_defaults(run=_run_targets)
+    return p
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.replace(" ", "").split(",") if w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, "
+                                         f"got {text!r}") from None
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from tpcheck.config import load_config
+    from tpcheck.lint import classify_only, lint
+    from tpcheck.spec import load_target
+
+    config = load_config(args.config)
+    targets = args.targets or list(config.targets)
+    if not targets:
+        raise TpcheckError("no TARGET given and no [tool.tpcheck] targets configured.",
+                           fix="run e.g. `tpcheck lint dit`, or set targets = [...] under "
+                               "[tool.tpcheck] in pyproject.toml")
+    fmt = args.format or config.format or "text"
+    select = _split(args.select) or config.select or None
+    ignore = (_split(args.ignore) or []) + list(config.ignore)
+    widths = args.widths or config.widths
+    worst = EXIT_CLEAN
+    outputs = []
+    for target in targets:
+        spec = load_target(target)
+        if widths:
+            spec = spec.with_widths(widths)
+        if args.roles_only:
+            report = classify_only(spec, device=args.device)
+        else:
+            report = lint(spec, select=select, ignore=ignore, ignores=config.per_tensor_ignores,
+                          device=args.device)
+        outputs.append(report.render(fmt, tensors=not args.no_tensors))
+        worst = max(worst, report.exit_code)
+    text = "\n\n".join(outputs)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+    return worst
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from tpcheck.rules import catalogue, get, render_docs
+
+    if args.all:
+        print("\n".join(render_docs(r) for r in catalogue()))
+        return EXIT_CLEAN
+    if not args.rule:
+        for r in catalogue():
+            print(f"{r.code}  {r.name:<36} {r.severity:<8} {r.scope}")
+        return EXIT_CLEAN
+    print(render_docs(get(args.rule)))
+    return EXIT_CLEAN
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    del args
+    from tpcheck.models.registry import BUILTINS
+
+    for name, entry in BUILTINS.items():
+        extra = f"  [needs tpcheck[{entry.extra}]]" if entry.extra else ""
+        print(f"{name:<26} {entry.description}{extra}")
+    return EXIT_CLEAN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

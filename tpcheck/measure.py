@@ -1,0 +1,300 @@
+"""Measure: each tensor's exponents a, b, c (and weight decay, ε) across the traced widths.
+
+* ``b`` from the init size (root-mean-square of the entries, so a gain initialised to 1 has
+  size 1) on real CPU instantiations at every width, averaged over ``seeds`` builds;
+* ``c`` (and weight decay, ε) from the param group that holds the tensor in the spec's
+  optimizer — whatever built the groups: plain AdamW, per-tensor groups, mup's MuAdamW;
+* ``a`` per use, from width-dependent constants in the traced graph on the weight's path,
+  on the activation entering the use, and on its output (mup's ``MuReadout`` divides its
+  input by the width multiplier).
+
+Then the abc-invariants of theory.md §3: ``I = a + b``; ``U = a + c`` (Adam) or ``2a + c`` (SGD),
+and what μP expects of them for the use's (α_in, α_out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+import torch
+
+from tpcheck.capture import OpNode, build_model
+from tpcheck.classify import Classification, Use, op_name
+from tpcheck.errors import TpcheckError
+from tpcheck.exponents import Fit, fit_power_law
+from tpcheck.graph import OpGraph
+from tpcheck.spec import ModelSpec
+from tpcheck.widths import is_infinite
+
+INF = sympy.oo
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """What kind of update rule the spec's optimizer applies."""
+
+    name: str
+    kind: str  # "adam" (sign-like updates, U = a + c) or "sgd" (U = 2a + c)
+    decoupled_weight_decay: bool
+
+
+@dataclass(frozen=True)
+class UseExponents:
+    """Invariants of one use of a tensor (a forward multiplier belongs to a use)."""
+
+    use: Use
+    alpha_in: int
+    alpha_out: int
+    a: sympy.Expr
+    multiplier: Fit
+    I: sympy.Expr  # noqa: E741 - the paper's name
+    U: sympy.Expr | None  # None: not trained
+
+    @property
+    def node(self) -> str:
+        return self.use.node
+
+    @property
+    def role(self) -> str:
+        return self.use.role
+
+    @property
+    def expected_I(self) -> sympy.Expr:
+        return expected_init(self.alpha_in, self.alpha_out)
+
+    def expected_U(self, kind: str) -> sympy.Expr:
+        return expected_update(self.alpha_in, self.alpha_out, kind)
+
+    @property
+    def expected_e(self) -> sympy.Expr:
+        """ε must scale like this tensor's gradient: ``n^-(a + α_out)`` (theory.md §5)."""
+        return self.a + self.alpha_out
+
+
+@dataclass(frozen=True)
+class TensorMeasure:
+    """Measured exponents of one parameter."""
+
+    name: str
+    init: Fit
+    lr: Fit | None
+    weight_decay: Fit | None
+    eps: Fit | None
+    uses: tuple[UseExponents, ...] = ()
+
+    @property
+    def b(self) -> sympy.Expr:
+        return self.init.exponent
+
+    @property
+    def c(self) -> sympy.Expr | None:
+        return self.lr.exponent if self.lr is not None else None
+
+    @property
+    def a(self) -> sympy.Expr:
+        return self.uses[0].a if self.uses else sympy.Integer(0)
+
+    @property
+    def I(self) -> sympy.Expr:  # noqa: E743
+        return self.uses[0].I if self.uses else self.b
+
+    @property
+    def U(self) -> sympy.Expr | None:
+        return self.uses[0].U if self.uses else None
+
+    @property
+    def shrink(self) -> Fit | None:
+        """The decoupled weight-decay shrink per step, lr·wd (None without weight decay)."""
+        if self.lr is None or self.weight_decay is None:
+            return None
+        if all(v == 0 for v in self.weight_decay.values.values()):
+            return None
+        return fit_power_law({w: self.lr.values[w] * self.weight_decay.values[w]
+                              for w in self.lr.values})
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Exponents of every tensor, with the classification they refer to."""
+
+    classification: Classification
+    optimizer: OptimizerInfo
+    tensors: dict[str, TensorMeasure]
+    notes: tuple[str, ...] = field(default=())
+
+
+def expected_init(alpha_in: int, alpha_out: int) -> sympy.Expr:
+    """Canonical μP ``I = α_in·(1 − α_out/2)`` (theory.md §3)."""
+    return sympy.Integer(alpha_in) * (1 - sympy.Rational(alpha_out, 2))
+
+
+def expected_update(alpha_in: int, alpha_out: int, kind: str) -> sympy.Expr:
+    """Canonical μP ``U = α_in`` (Adam) or ``α_in − α_out`` (SGD) (theory.md §3)."""
+    return sympy.Integer(alpha_in if kind == "adam" else alpha_in - alpha_out)
+
+
+def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2) -> Measurement:
+    """Measure every tensor of ``classification`` on real models built from ``spec``."""
+    widths = list(classification.graph.shapes.widths)
+    sq: dict[str, dict[int, float]] = {}
+    count: dict[str, dict[int, int]] = {}
+    groups: dict[str, dict[int, dict]] = {}
+    info: OptimizerInfo | None = None
+    for w in widths:
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            model = build_model(spec, w, "cpu")
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if p.is_meta:
+                        raise TpcheckError(
+                            f"parameter {name!r} is on the meta device after factory({w}).",
+                            where=spec.label, fix="build real weights in the factory")
+                    value = float(p.detach().double().pow(2).mean()) if p.numel() else 0.0
+                    sq.setdefault(name, {}).setdefault(w, 0.0)
+                    sq[name][w] += value / seeds
+                    count.setdefault(name, {})[w] = p.numel() * seeds
+            if seed == 0:
+                opt = _optimizer(spec, model, w)
+                info = info or optimizer_info(opt)
+                for name, group in _groups_by_name(model, opt).items():
+                    groups.setdefault(name, {})[w] = group
+            del model
+    assert info is not None  # widths is never empty (ModelSpec checks)
+    tensors = {}
+    graph = classification.graph
+    for name, tclass in classification.tensors.items():
+        init = fit_power_law({w: sq.get(name, {}).get(w, 0.0) ** 0.5 for w in widths},
+                             samples=count.get(name))
+        g = groups.get(name)
+        trained = tclass.trainable and g is not None and len(g) == len(widths)
+        lr = wd = eps = None
+        if trained:
+            lr = fit_power_law({w: float(g[w].get("lr", 0.0)) for w in widths})
+            wd = fit_power_law({w: float(g[w].get("weight_decay", 0.0) or 0.0) for w in widths})
+            if "eps" in g[widths[0]]:
+                eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
+        uses = tuple(_use_exponents(graph, u, init, lr, info.kind) for u in tclass.uses)
+        tensors[name] = TensorMeasure(name, init, lr, wd, eps, uses)
+    return Measurement(classification, info, tensors)
+
+
+def optimizer_info(opt: torch.optim.Optimizer) -> OptimizerInfo:
+    """Adam-like (sign-like updates) or SGD-like, and whether weight decay is decoupled."""
+    name = type(opt).__name__
+    if isinstance(opt, torch.optim.SGD):
+        return OptimizerInfo(name, "sgd", True)
+    decoupled = isinstance(opt, torch.optim.AdamW) or any(
+        g.get("decoupled_weight_decay", False) for g in opt.param_groups)
+    return OptimizerInfo(name, "adam", decoupled)
+
+
+def _optimizer(spec: ModelSpec, model: torch.nn.Module, width: int) -> torch.optim.Optimizer:
+    try:
+        opt = spec.build_optimizer(model)
+    except Exception as exc:
+        raise TpcheckError(f"the spec's optimizer raised {type(exc).__name__} at width {width}: "
+                           f"{exc}", where=spec.label,
+                           fix="make optimizer(model) build a torch.optim.Optimizer") from exc
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TpcheckError(f"optimizer(model) returned {type(opt).__name__}.", where=spec.label,
+                           fix="return a torch.optim.Optimizer")
+    return opt
+
+
+def _groups_by_name(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, dict]:
+    by_id = {}
+    for group in opt.param_groups:
+        settings = {k: v for k, v in group.items() if k != "params"}
+        for p in group["params"]:
+            by_id[id(p)] = settings
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
+def _use_exponents(graph: OpGraph, use: Use, init: Fit, lr: Fit | None,
+                   kind: str) -> UseExponents:
+    alpha_in = int(is_infinite(use.fan_in)) if use.kind == "contraction" else 0
+    alpha_out = int(is_infinite(use.fan_out))
+    multiplier = fit_power_law({w: abs(use_multiplier(graph, use, w))
+                                for w in graph.shapes.widths})
+    a = multiplier.exponent
+    b = init.exponent
+    I = a + b  # noqa: E741
+    U = None
+    if lr is not None:
+        c = lr.exponent
+        U = (a + c) if kind == "adam" else (2 * a + c)
+    return UseExponents(use, alpha_in, alpha_out, a, multiplier, I, U)
+
+
+def use_multiplier(graph: OpGraph, use: Use, width: int) -> float:
+    """Product of the constants scaling this use at ``width``: weight path, input, output."""
+    factor = 1.0
+    for name in multiplier_nodes(graph, use):
+        factor *= _constant_factor(graph, name, width) or 1.0
+    return factor
+
+
+def multiplier_nodes(graph: OpGraph, use: Use) -> tuple[str, ...]:
+    """The graph nodes whose constants make up this use's forward multiplier.
+
+    The weight's own path (``W * alpha`` before the op), the activation entering a
+    contraction (``linear(x / m, W)``, mup's MuReadout) and the op's output
+    (``linear(x, W) * alpha``), each as a chain of single-use ``mul``/``div`` by numbers.
+    """
+    nodes = [name for name in use.via if _constant_factor(graph, name) is not None]
+    if use.kind == "contraction":
+        node = graph.node(use.node)
+        for pos, ref in node.refs():
+            if ref.name != use.operand and pos in ("0", "1", "2") and not _is_bias(node, pos):
+                nodes.extend(_chain_back(graph, ref.name))
+        nodes.extend(_chain_forward(graph, use.node))
+    return tuple(nodes)
+
+
+def _is_bias(node: OpNode, pos: str) -> bool:
+    op = op_name(node.target)
+    return (pos == "2" and op in ("linear", "conv1d", "conv2d", "conv3d", "convolution")) or (
+        pos == "0" and op in ("addmm", "baddbmm", "addbmm"))
+
+
+def _constant_factor(graph: OpGraph, name: str, width: int | None = None) -> float | None:
+    """The factor of a ``mul``/``div`` by a Python number (at ``width``), else None."""
+    node = graph.node(name) if width is None else graph.at_width(name, width)
+    op = op_name(node.target)
+    if op not in ("mul", "div", "true_divide") or node.kind != "call":
+        return None
+    numbers = [a for a in node.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(numbers) != 1 or len(node.args) != 2:
+        return None
+    if op == "mul":
+        return float(numbers[0])
+    if isinstance(node.args[1], (int, float)) and numbers[0] != 0:
+        return 1.0 / float(numbers[0])
+    return None
+
+
+def _chain_back(graph: OpGraph, name: str) -> list[str]:
+    """Constant scalings applied to an activation just before it enters a weight."""
+    chain = []
+    current = name
+    while _constant_factor(graph, current) is not None and len(graph.users(current)) == 1:
+        chain.append(current)
+        producers = graph.producers(current)
+        if len(producers) != 1:
+            break
+        current = producers[0]
+    return chain
+
+
+def _chain_forward(graph: OpGraph, name: str) -> list[str]:
+    """Constant scalings applied to a use's output right after it (``linear(x) * alpha``)."""
+    chain = []
+    current = name
+    while True:
+        users = graph.users(current)
+        if len(users) != 1 or _constant_factor(graph, users[0][0]) is None:
+            return chain
+        current = users[0][0]
+        chain.append(current)

@@ -1,0 +1,329 @@
+"""Report: the lint result as text (one screen for a 28-block model), JSON (the contract in
+design.md) and SARIF 2.1.0 (for code-scanning UIs), plus the exit code CI relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from tpcheck import __version__
+from tpcheck.check import Finding
+from tpcheck.classify import Classification
+from tpcheck.exponents import as_json
+from tpcheck.fold import fold
+from tpcheck.propagate import Propagation
+from tpcheck.widths import describe, is_infinite
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    """One parameter as reported: shape and fans in ``n``, role, invariants."""
+
+    name: str
+    shape: tuple[str, ...]
+    role: str
+    fan_in: str
+    fan_out: str
+    trainable: bool
+    uses: tuple[dict[str, Any], ...] = ()
+    aliases: tuple[str, ...] = ()
+    a: Any = None
+    b: Any = None
+    c: Any = None
+    I: Any = None  # noqa: E741
+    U: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"name": self.name, "shape": list(self.shape), "role": self.role,
+               "fan_in": self.fan_in, "fan_out": self.fan_out, "trainable": self.trainable}
+        if self.I is not None or self.b is not None:
+            out.update(a=self.a, b=self.b, c=self.c, I=self.I, U=self.U)
+        out["uses"] = list(self.uses)
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one lint run found about one model."""
+
+    model: str
+    widths: tuple[int, ...]
+    base_width: int
+    traced_on: str
+    tensors: tuple[TensorRow, ...]
+    findings: tuple[Finding, ...] = ()
+    optimizer: dict[str, Any] | None = None
+    attention: tuple[dict[str, Any], ...] = ()
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+    # --- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_classification(cls, classification: Classification, *, seconds: float = 0.0,
+                            findings: tuple[Finding, ...] = (),
+                            propagation: Propagation | None = None) -> Report:
+        capture = classification.graph.shapes.capture
+        spec = capture.spec
+        measured = propagation.measurement.tensors if propagation else {}
+        kind = propagation.measurement.optimizer.kind if propagation else "adam"
+        rows = []
+        for name, t in classification.tensors.items():
+            m = measured.get(name)
+            uses = tuple({"node": u.node, "op": u.op, "role": u.role, "fan_in": str(u.fan_in),
+                          "fan_out": str(u.fan_out), "module": u.module} for u in t.uses)
+            extra: dict[str, Any] = {}
+            if m is not None:
+                extra = {"a": as_json(m.a), "b": as_json(m.b),
+                         "c": None if m.c is None else as_json(m.c),
+                         "I": as_json(m.I), "U": None if m.U is None else as_json(m.U)}
+                uses = tuple({**d, "I": as_json(ue.I),
+                              "U": None if ue.U is None else as_json(ue.U),
+                              "expected_I": as_json(ue.expected_I),
+                              "expected_U": as_json(ue.expected_U(kind))}
+                             for d, ue in zip(uses, m.uses, strict=True))
+            rows.append(TensorRow(name, tuple(describe(t.shape)), t.role, str(t.fan_in),
+                                  str(t.fan_out), t.trainable, uses, t.aliases, **extra))
+        attention = tuple({"node": a.node, "module": a.module, "head_dim": str(a.head_dim),
+                           "head_dim_grows": is_infinite(a.head_dim),
+                           "scales": {str(w): s for w, s in a.scales.items()}}
+                          for a in classification.attention)
+        optimizer = None
+        if propagation is not None:
+            info = propagation.measurement.optimizer
+            optimizer = {"name": info.name, "kind": info.kind,
+                         "decoupled_weight_decay": info.decoupled_weight_decay}
+        devices = sorted({t.device for t in capture.traces.values()})
+        return cls(model=spec.label, widths=capture.widths, base_width=spec.base,
+                   traced_on="+".join(devices), tensors=tuple(rows), findings=tuple(findings),
+                   optimizer=optimizer, attention=attention, seconds=seconds)
+
+    @classmethod
+    def from_propagation(cls, propagation: Propagation, findings: list[Finding], *,
+                         seconds: float = 0.0) -> Report:
+        return cls.from_classification(propagation.measurement.classification, seconds=seconds,
+                                       findings=tuple(findings), propagation=propagation)
+
+    # --- verdict ----------------------------------------------------------------------
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(f.severity for f in self.findings)
+        return {"error": c["error"], "warning": c["warning"], "info": c["info"]}
+
+    @property
+    def exit_code(self) -> int:
+        """0: no errors (warnings allowed); 1: errors found (2 is for tool errors, in the CLI)."""
+        return 1 if self.counts["error"] else 0
+
+    # --- JSON -------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        roles = Counter(t.role for t in self.tensors)
+        return {
+            "tpcheck": __version__,
+            "model": self.model,
+            "widths": list(self.widths),
+            "base_width": self.base_width,
+            "traced_on": self.traced_on,
+            "optimizer": self.optimizer,
+            "tensors": [t.to_json() for t in self.tensors],
+            "attention": list(self.attention),
+            "findings": [_finding_json(f) for f in self.findings],
+            "summary": {**self.counts, "tensors": len(self.tensors),
+                        "roles": dict(sorted(roles.items())),
+                        "seconds": round(self.seconds, 3)},
+        }
+
+    # --- text -------------------------------------------------------------------------
+
+    def to_text(self, *, tensors: bool = True) -> str:
+        lines = [self._header(), ""]
+        if tensors:
+            lines += self._tensor_table()
+            lines.append("")
+        lines += self._finding_lines()
+        lines.append(self._summary())
+        return "\n".join(lines)
+
+    def _header(self) -> str:
+        opt = f" · {self.optimizer['name']} ({self.optimizer['kind']})" if self.optimizer else ""
+        widths = ", ".join(map(str, self.widths))
+        return (f"tpcheck {__version__} · {self.model} · widths {widths} (base "
+                f"{self.base_width}) · traced on {self.traced_on}{opt} · {self.seconds:.1f} s")
+
+    def _tensor_table(self) -> list[str]:
+        measured = any(t.I is not None for t in self.tensors)
+
+        def key(t: TensorRow) -> tuple:
+            return (t.shape, t.role, t.fan_in, t.fan_out, t.trainable, str(t.I), str(t.U))
+
+        groups = fold(self.tensors, lambda t: t.name, key)
+        header = ["tensor", "shape", "role", "fan_in", "fan_out"]
+        if measured:
+            header += ["I", "U"]
+        rows = []
+        for label, members in groups:
+            t = members[0]
+            shape = "(" + ", ".join(_pretty(s) for s in t.shape) + ")"
+            role = t.role + ("" if t.trainable else " (frozen)")
+            row = [label, shape, role, _pretty(t.fan_in), _pretty(t.fan_out)]
+            if measured:
+                row += [_exp(t.I), _exp(t.U) if t.trainable else "-"]
+            rows.append(row)
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        out = [f"Tensors: {len(self.tensors)} in {len(rows)} rows"]
+        out.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                for r in rows]
+        return out
+
+    def _finding_lines(self, *, names_shown: int = 3) -> list[str]:
+        """One line per (rule, found, expected): repeated blocks fold into ``{0..27}`` and
+        different tensors with the same verdict share a line, up to ``names_shown`` names."""
+        if not self.findings:
+            return []
+        groups: dict[tuple, list[tuple[str, list[Finding]]]] = {}
+        for label, members in fold(self.findings, lambda f: f.subject,
+                                   lambda f: (f.rule, f.found, f.expected)):
+            f = members[0]
+            groups.setdefault((f.rule, f.found, f.expected), []).append((label, members))
+        order = {"error": 0, "warning": 1, "info": 2}
+        lines = []
+        for (_, _, _), entries in groups.items():
+            first_label, first_members = entries[0]
+            f = first_members[0]
+            labels = [label for label, _ in entries]
+            shown = ", ".join(labels[:names_shown])
+            if len(labels) > names_shown:
+                shown += f" and {len(labels) - names_shown} more"
+            message = f.message.replace(f.subject, first_label) if f.subject else f.message
+            where = _relpath(f.source) if f.source else (f.module or "-")
+            lines.append((order[f.severity], f.rule,
+                          f"  {where}: {f.rule} [{f.severity}] {shown}: {message}"))
+        lines.sort(key=lambda x: (x[0], x[1]))
+        out = [f"Findings: {len(self.findings)} in {len(lines)} lines"]
+        out += [text for _, _, text in lines]
+        out.append("")
+        return out
+
+    def _summary(self) -> str:
+        c = self.counts
+        if not self.findings:
+            return "No findings: every tensor and activation scales as μP requires."
+        return (f"Found {c['error']} error(s), {c['warning']} warning(s), {c['info']} info "
+                f"({len(self.findings)} findings). `tpcheck explain CODE` explains a rule.")
+
+    # --- SARIF ------------------------------------------------------------------------
+
+    def to_sarif(self) -> dict[str, Any]:
+        from tpcheck.rules import catalogue
+
+        rules = list(catalogue())
+        index = {r.code: i for i, r in enumerate(rules)}
+        driver = {
+            "name": "tpcheck",
+            "version": __version__,
+            "informationUri": "https://github.com/tpcheck/tpcheck",
+            "rules": [{
+                "id": r.code,
+                "name": "".join(w.capitalize() for w in r.name.split("-")),
+                "shortDescription": {"text": r.name},
+                "fullDescription": {"text": r.docs.get("what", r.fix).strip() or r.name},
+                "help": {"text": r.fix},
+                "defaultConfiguration": {"level": _LEVEL[r.severity]},
+                "properties": {"source": r.source},
+            } for r in rules],
+        }
+        results = []
+        for f in self.findings:
+            result: dict[str, Any] = {
+                "ruleId": f.rule,
+                "ruleIndex": index[f.rule],
+                "level": _LEVEL[f.severity],
+                "message": {"text": f"{f.subject}: {f.message}" if f.subject else f.message},
+                "properties": {"expected": f.expected, "found": f.found},
+            }
+            location: dict[str, Any] = {}
+            if f.source:
+                path, _, line = f.source.rpartition(":")
+                location["physicalLocation"] = {
+                    "artifactLocation": {"uri": _uri(path)},
+                    "region": {"startLine": int(line) if line.isdigit() else 1},
+                }
+            logical = [{"fullyQualifiedName": f.tensor, "kind": "member"}] if f.tensor else []
+            if f.node:
+                logical.append({"name": f.node, "fullyQualifiedName": f.module or f.node,
+                                "kind": "function"})
+            if logical:
+                location["logicalLocations"] = logical
+            if location:
+                result["locations"] = [location]
+            results.append(result)
+        return {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+                "runs": [{"tool": {"driver": driver}, "results": results,
+                          "properties": {"model": self.model, "widths": list(self.widths)}}]}
+
+    def render(self, fmt: str, *, tensors: bool = True) -> str:
+        if fmt == "json":
+            return json.dumps(self.to_json(), indent=2)
+        if fmt == "sarif":
+            return json.dumps(self.to_sarif(), indent=2)
+        return self.to_text(tensors=tensors)
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    out = {"rule": f.rule, "name": f.name, "severity": f.severity, "message": f.message,
+           "expected": f.expected, "found": f.found}
+    if f.tensor:
+        out["tensor"] = f.tensor
+    if f.node:
+        out["node"] = f.node
+    if f.module:
+        out["module"] = f.module
+    if f.source:
+        out["source"] = f.source
+    return out
+
+
+def _pretty(expr: str) -> str:
+    """``3*n`` → ``3n`` for the text table (JSON keeps SymPy syntax)."""
+    return expr.replace("*n", "n").replace(" ", "")
+
+
+def _exp(value: Any) -> str:
+    if value is None:
+        return "-"
+    if value == "inf":
+        return "∞"
+    if isinstance(value, float):
+        return str(sympy.nsimplify(value))
+    return str(value)
+
+
+def _relpath(source: str) -> str:
+    path, _, line = source.rpartition(":")
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        rel = path
+    if rel.startswith(".." + os.sep + ".."):
+        rel = path
+    return f"{rel}:{line}"
+
+
+def _uri(path: str) -> str:
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    if rel.startswith(".."):
+        return "file://" + os.path.abspath(path)
+    return rel.replace(os.sep, "/")
