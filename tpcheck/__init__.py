@@ -9,20 +9,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tpcheck.errors import TpcheckError  # noqa: E402
-from tpcheck.spec import ModelSpec  # noqa: E402
+from tpcheck.errors import TpcheckError
+from tpcheck.spec import ModelSpec
 
 
-def lint(spec: ModelSpec, **kwargs):  # noqa: ANN201 - avoids importing torch.export eagerly
-    """Lint ``spec`` (see :func:`tpcheck.lint.lint`)."""
-    from tpcheck.lint import lint as _lint
+def lint(spec: ModelSpec, **kwargs):
+    """Lint ``spec`` (see :func:`tpcheck.pipeline.lint`)."""
+    from tpcheck.pipeline import lint as _lint
 
     return _lint(spec, **kwargs)
 
 
-def analyze(spec: ModelSpec, **kwargs):  # noqa: ANN201
-    """Trace and classify ``spec`` (see :func:`tpcheck.lint.analyze`)."""
-    from tpcheck.lint import analyze as _analyze
+def analyze(spec: ModelSpec, **kwargs):
+    """Trace and classify ``spec`` (see :func:`tpcheck.pipeline.analyze`)."""
+    from tpcheck.pipeline import analyze as _analyze
 
     return _analyze(spec, **kwargs)
 

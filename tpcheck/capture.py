@@ -182,7 +182,6 @@ def example_inputs(spec: ModelSpec, width: int, device: str = "cpu") -> tuple[tu
 
 def _build(spec: ModelSpec, width: int, device: str) -> tuple[torch.nn.Module, tuple, dict]:
     model = build_model(spec, width, device)
-    model.eval()  # dropout and label dropout off: the graph we analyse is deterministic
     args, kwargs = example_inputs(spec, width, device)
     return model, args, kwargs
 
@@ -190,7 +189,7 @@ def _build(spec: ModelSpec, width: int, device: str) -> tuple[torch.nn.Module, t
 def _export(model: torch.nn.Module, args: tuple, kwargs: dict, spec: ModelSpec,
             width: int) -> torch.export.ExportedProgram:
     try:
-        with _quiet():
+        with _quiet(), _prepared(model):
             return torch.export.export(model, args, kwargs, strict=False)
     except Exception as exc:
         summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -204,13 +203,64 @@ def _export(model: torch.nn.Module, args: tuple, kwargs: dict, spec: ModelSpec,
 
 
 @contextlib.contextmanager
+def _prepared(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and pinned width multipliers for the trace, undone afterwards.
+
+    A factory may hand back an object the user still holds; tracing must leave it as it was.
+    """
+    modes = {m: m.training for m in model.modules()}
+    pinned = pin_width_mults(model)
+    model.eval()  # dropout and label dropout off: the graph we analyse is deterministic
+    try:
+        yield
+    finally:
+        for module in pinned:
+            del module.width_mult
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def pin_width_mults(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Freeze mup's ``width_mult()`` into a Python float on every module that has one.
+
+    mup's ``MuReadout.forward`` divides by ``self.weight.infshape.width_mult()``, an attribute
+    that the fake parameters of ``torch.export`` do not carry (mup issue #60), so such models
+    do not export as they are. The value is a constant per width, which is all export needs;
+    the model is tpcheck's own instance, built by the spec's factory for this trace.
+    """
+    pinned = []
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if callable(getattr(module, "width_mult", None)) and hasattr(weight, "infshape"):
+            value = float(module.width_mult())
+            module.width_mult = lambda value=value: value  # instance attribute shadows method
+            pinned.append(module)
+    return pinned
+
+
+@contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence export's warnings about our meta inputs (they concern compile, not us)."""
+    """Silence export's warnings and log dumps: a failure is reported by us, in one message."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
+    loggers = [logging.getLogger(name) for name in ("torch", "torch.export",
+                                                    "torch.fx.experimental.symbolic_shapes",
+                                                    "torch._dynamo", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    import io
+
+    sink = io.StringIO()  # export prints the partial graph of a failed trace to stdout
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
         warnings.simplefilter("ignore")
-        yield
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def _where(spec: ModelSpec, width: int, exc: BaseException) -> str:
@@ -365,8 +415,8 @@ def _last_line(stack: str | None) -> str | None:
 
 def _is_library_file(path: str) -> bool:
     torch_dir = os.path.dirname(torch.__file__)
-    return path.startswith(torch_dir) or os.sep + "torch" + os.sep in path and (
-        "site-packages" in path or "dist-packages" in path)
+    return path.startswith(torch_dir) or (os.sep + "torch" + os.sep in path and (
+        "site-packages" in path or "dist-packages" in path))
 
 
 def definition_site(model: torch.nn.Module, name: str) -> str | None:

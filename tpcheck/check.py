@@ -26,7 +26,7 @@ from tpcheck.widths import is_infinite
 _UPDATE_FACTS = {"U", "expected_U", "c", "shrink", "e", "expected_e"}
 #: Zero stays zero through these (φ(0) = 0), so a zero weight's output stays zero.
 _ZERO_PRESERVING = {"gelu", "silu", "relu", "tanh", "neg", "mul", "dropout", "leaky_relu",
-                    "hardtanh", "scaled_dot_product_attention"}
+                    "hardtanh"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Finding:
     node: str | None = None
     module: str = ""
     source: str | None = None
+    scope: str = "tensor"
 
     @property
     def subject(self) -> str:
@@ -222,13 +223,13 @@ def _finding(rule: Rule, facts: dict[str, Any], found: Any, expected: Any, *,
     words.update(found=found, expected=expected)
     if isinstance(found, sympy.Basic) and isinstance(expected, sympy.Basic):
         gap = expected - found
-        words["gap"] = f"({gap})" if gap.is_Add or gap.is_Rational and not gap.is_Integer else gap
+        words["gap"] = f"({gap})" if gap.is_Add or (gap.is_Rational and not gap.is_Integer) else gap
     try:
         message = rule.message.format(**{k: _show(v) for k, v in words.items()})
     except (KeyError, IndexError):
         message = rule.message
     return Finding(rule.code, rule.name, rule.severity, message, _show(expected), _show(found),
-                   tensor, node, module, source)
+                   tensor, node, module, source, rule.scope)
 
 
 def _show(value: Any) -> str:
@@ -357,6 +358,8 @@ def _zero_source(graph: OpGraph, name: str, zero_nodes: dict[str, str], depth: i
         return None
     op = op_name(node.target)
     refs = [r.name for _, r in node.refs()]
+    if op == "scaled_dot_product_attention":  # softmax(q·kᵀ)·v is zero when v is
+        return _zero_source(graph, refs[2], zero_nodes, depth - 1) if len(refs) > 2 else None
     if op == "mul":
         for r in refs:
             hit = _zero_source(graph, r, zero_nodes, depth - 1)

@@ -86,7 +86,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 def _run_lint(args: argparse.Namespace) -> int:
     from tpcheck.config import load_config
-    from tpcheck.lint import classify_only, lint
+    from tpcheck.pipeline import classify_only, lint
     from tpcheck.spec import load_target
 
     config = load_config(args.config)

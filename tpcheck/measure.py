@@ -48,7 +48,7 @@ class UseExponents:
     alpha_out: int
     a: sympy.Expr
     multiplier: Fit
-    I: sympy.Expr  # noqa: E741 - the paper's name
+    I: sympy.Expr
     U: sympy.Expr | None  # None: not trained
 
     @property
@@ -137,6 +137,38 @@ def expected_update(alpha_in: int, alpha_out: int, kind: str) -> sympy.Expr:
 def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2) -> Measurement:
     """Measure every tensor of ``classification`` on real models built from ``spec``."""
     widths = list(classification.graph.shapes.widths)
+    with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
+        samples = _sample(spec, widths, seeds)
+    graph = classification.graph
+    kind = samples.optimizer.kind
+    tensors = {}
+    for name, tclass in classification.tensors.items():
+        init = fit_power_law({w: samples.mean_square.get(name, {}).get(w, 0.0) ** 0.5
+                              for w in widths}, samples=samples.count.get(name))
+        g = samples.groups.get(name)
+        trained = tclass.trainable and g is not None and len(g) == len(widths)
+        lr = wd = eps = None
+        if trained:
+            lr = fit_power_law({w: float(g[w].get("lr", 0.0)) for w in widths})
+            wd = fit_power_law({w: float(g[w].get("weight_decay", 0.0) or 0.0) for w in widths})
+            if "eps" in g[widths[0]]:
+                eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
+        uses = tuple(_use_exponents(graph, u, init, lr, kind) for u in tclass.uses)
+        tensors[name] = TensorMeasure(name, init, lr, wd, eps, uses)
+    return Measurement(classification, samples.optimizer, tensors)
+
+
+@dataclass
+class _Samples:
+    """Raw per-width statistics gathered from real instantiations."""
+
+    optimizer: OptimizerInfo
+    mean_square: dict[str, dict[int, float]]  # name -> width -> mean of squared entries
+    count: dict[str, dict[int, int]]  # name -> width -> number of entries sampled
+    groups: dict[str, dict[int, dict]]  # name -> width -> its param group's settings
+
+
+def _sample(spec: ModelSpec, widths: list[int], seeds: int) -> _Samples:
     sq: dict[str, dict[int, float]] = {}
     count: dict[str, dict[int, int]] = {}
     groups: dict[str, dict[int, dict]] = {}
@@ -161,23 +193,9 @@ def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2) 
                 for name, group in _groups_by_name(model, opt).items():
                     groups.setdefault(name, {})[w] = group
             del model
-    assert info is not None  # widths is never empty (ModelSpec checks)
-    tensors = {}
-    graph = classification.graph
-    for name, tclass in classification.tensors.items():
-        init = fit_power_law({w: sq.get(name, {}).get(w, 0.0) ** 0.5 for w in widths},
-                             samples=count.get(name))
-        g = groups.get(name)
-        trained = tclass.trainable and g is not None and len(g) == len(widths)
-        lr = wd = eps = None
-        if trained:
-            lr = fit_power_law({w: float(g[w].get("lr", 0.0)) for w in widths})
-            wd = fit_power_law({w: float(g[w].get("weight_decay", 0.0) or 0.0) for w in widths})
-            if "eps" in g[widths[0]]:
-                eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
-        uses = tuple(_use_exponents(graph, u, init, lr, info.kind) for u in tclass.uses)
-        tensors[name] = TensorMeasure(name, init, lr, wd, eps, uses)
-    return Measurement(classification, info, tensors)
+    if info is None:  # unreachable: ModelSpec guarantees at least three widths
+        raise TpcheckError("no width was measured.", where=spec.label)
+    return _Samples(info, sq, count, groups)
 
 
 def optimizer_info(opt: torch.optim.Optimizer) -> OptimizerInfo:
@@ -220,7 +238,7 @@ def _use_exponents(graph: OpGraph, use: Use, init: Fit, lr: Fit | None,
                                 for w in graph.shapes.widths})
     a = multiplier.exponent
     b = init.exponent
-    I = a + b  # noqa: E741
+    I = a + b
     U = None
     if lr is not None:
         c = lr.exponent

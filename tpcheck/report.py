@@ -15,7 +15,7 @@ from tpcheck import __version__
 from tpcheck.check import Finding
 from tpcheck.classify import Classification
 from tpcheck.exponents import as_json
-from tpcheck.fold import fold
+from tpcheck.fold import fold, pattern
 from tpcheck.propagate import Propagation
 from tpcheck.widths import describe, is_infinite
 
@@ -38,7 +38,7 @@ class TensorRow:
     a: Any = None
     b: Any = None
     c: Any = None
-    I: Any = None  # noqa: E741
+    I: Any = None
     U: Any = None
 
     def to_json(self) -> dict[str, Any]:
@@ -197,10 +197,13 @@ class Report:
         for label, members in fold(self.findings, lambda f: f.subject,
                                    lambda f: (f.rule, f.found, f.expected)):
             f = members[0]
-            groups.setdefault((f.rule, f.found, f.expected), []).append((label, members))
+            # tensor verdicts share a line across tensors; a finding about an activation
+            # keeps its own line, since its message names the node
+            place = pattern(f.module)[0] if f.scope != "tensor" else ""
+            groups.setdefault((f.rule, f.found, f.expected, place), []).append((label, members))
         order = {"error": 0, "warning": 1, "info": 2}
         lines = []
-        for (_, _, _), entries in groups.items():
+        for entries in groups.values():
             first_label, first_members = entries[0]
             f = first_members[0]
             labels = [label for label, _ in entries]
