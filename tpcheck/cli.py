@@ -58,7 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("--config", default=None,
                       help="pyproject.toml to read [tool.tpcheck] from (default: nearest)")
     lint.add_argument("-o", "--output", default=None, help="write the report to this file")
+    lint.add_argument("--plan", default=None,
+                      help="lint the model with this μP plan applied (from `tpcheck convert`)")
     lint.set_defaults(run=_run_lint)
+
+    convert = sub.add_parser("convert", help="make a μP plan for a model (init, LR, wd, ε)")
+    convert.add_argument("target", metavar="TARGET")
+    convert.add_argument("-o", "--output", default=None, help="write the plan JSON here")
+    convert.add_argument("--style", choices=("init-lr", "multiplier"), default="init-lr",
+                         help="init-lr: only init and optimizer groups change (default); "
+                              "multiplier: readouts get a forward multiplier 1/m (mup's form)")
+    convert.add_argument("--base-width", type=int, default=None,
+                         help="width at which the μP model equals the original (default: the "
+                              "spec's base width)")
+    convert.add_argument("--zero-readout", action="store_true",
+                         help="zero-initialise output weights (TP5 App. D.2)")
+    convert.add_argument("--width", type=int, default=None,
+                         help="show the changes at this width (default: the largest traced)")
+    convert.add_argument("--widths", type=_widths, default=None)
+    convert.set_defaults(run=_run_convert)
 
     explain = sub.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("rule", nargs="?", help="rule code (TP101) or name (sp-readout)")
@@ -101,10 +119,17 @@ def _run_lint(args: argparse.Namespace) -> int:
     widths = args.widths or config.widths
     worst = EXIT_CLEAN
     outputs = []
+    plan = None
+    if args.plan:
+        from tpcheck.convert import Plan
+
+        plan = Plan.load(args.plan)
     for target in targets:
         spec = load_target(target)
         if widths:
             spec = spec.with_widths(widths)
+        if plan is not None:
+            spec = plan.spec(spec)
         if args.roles_only:
             report = classify_only(spec, device=args.device)
         else:
@@ -119,6 +144,54 @@ def _run_lint(args: argparse.Namespace) -> int:
     else:
         print(text)
     return worst
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from tpcheck.convert import changes, convert, own_init_std
+    from tpcheck.fold import fold
+    from tpcheck.spec import load_target
+
+    spec = load_target(args.target)
+    if args.widths:
+        spec = spec.with_widths(args.widths)
+    plan = convert(spec, base_width=args.base_width, style=args.style,
+                   zero_readout=args.zero_readout)
+    width = args.width or max(spec.widths)
+    own = own_init_std(spec, width)
+    rows = list(changes(plan, width))
+
+    def key(r: dict) -> tuple:
+        return (r["role"], r["init"], f"{own.get(r['name'], 0.0):.2g}", f"{r['std']:.2g}",
+                r["lr_mult"], r["wd_mult"], r["eps_mult"], r["forward_mult"])
+
+    print(f"tpcheck convert · {plan.model} · style {plan.style} · base width {plan.base_width}"
+          f" · changes at width {width}")
+    header = ("tensor", "role", f"init std at n={width} (own → μP)", "lr ×", "wd ×", "eps ×")
+    table = []
+    for label, members in fold(rows, lambda r: r["name"], key):
+        r = members[0]
+        if r["init"] == "keep":
+            init = "kept"
+        elif r["init"] == "zero":
+            init = "zero"
+        else:
+            init = f"{own.get(r['name'], 0.0):.2g} → {r['std']:.2g}"
+        fwd = f" (input × {r['forward_mult']:.3g})" if r["forward_mult"] is not None else ""
+        table.append((label, r["role"], init + fwd, f"{r['lr_mult']:.4g}",
+                      f"{r['wd_mult']:.4g}", f"{r['eps_mult']:.4g}"))
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for att in plan.attention:
+        print(f"  attention {att.module}: logit scale {att.at(width):.4g} (= {att.scale}; head "
+              f"dim {att.head_dim} grows)")
+    print(f"  (μP keeps the model's own init at the base width {plan.base_width} and scales it "
+          "with each tensor's fan multipliers; LR, wd and ε multiply the optimizer's)")
+    if args.output:
+        plan.save(args.output)
+        print(f"plan written to {args.output}: use it with `tpcheck lint {args.target} --plan "
+              f"{args.output}` or Plan.load(...).apply(model)")
+    return EXIT_CLEAN
 
 
 def _run_explain(args: argparse.Namespace) -> int:
