@@ -11,6 +11,7 @@ as is: ``run_decompositions()`` would turn ``linear`` into ``addmm`` and SDPA in
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import traceback
@@ -123,7 +124,7 @@ def trace_width(spec: ModelSpec, width: int, *, device: str = "auto") -> Trace:
         try:
             model, args, kwargs = _build(spec, width, "meta")
             program = _export(model, args, kwargs, spec, width)
-            return _read(program, model, width, "meta", time.perf_counter() - start)
+            return _read(program, model, width, "meta", start)
         except TpcheckError:
             if device == "meta":
                 raise
@@ -132,7 +133,7 @@ def trace_width(spec: ModelSpec, width: int, *, device: str = "auto") -> Trace:
                 raise
     model, args, kwargs = _build(spec, width, "cpu")
     program = _export(model, args, kwargs, spec, width)
-    return _read(program, model, width, "cpu", time.perf_counter() - start)
+    return _read(program, model, width, "cpu", start)
 
 
 def build_model(spec: ModelSpec, width: int, device: str = "cpu") -> torch.nn.Module:
@@ -289,7 +290,7 @@ def user_frame(exc: BaseException) -> str | None:
 
 
 def _read(program: torch.export.ExportedProgram, model: torch.nn.Module, width: int,
-          device: str, seconds: float) -> Trace:
+          device: str, start: float) -> Trace:
     sig = program.graph_signature
     to_param = dict(sig.inputs_to_parameters)
     to_buffer = dict(sig.inputs_to_buffers)
@@ -326,7 +327,8 @@ def _read(program: torch.export.ExportedProgram, model: torch.nn.Module, width: 
                                 args=tuple(_plain(a) for a in node.args)))
         else:  # get_attr / call_module do not appear in export's ATen graphs; keep them visible
             nodes.append(OpNode(node.name, node.op, str(node.target), shape=shape))
-    return Trace(width=width, params=params, nodes=tuple(nodes), device=device, seconds=seconds)
+    return Trace(width=width, params=params, nodes=tuple(nodes), device=device,
+                 seconds=time.perf_counter() - start)
 
 
 def _params(model: torch.nn.Module) -> dict[str, ParamInfo]:
@@ -440,7 +442,9 @@ def definition_site(model: torch.nn.Module, name: str) -> str | None:
     return None
 
 
+@functools.cache
 def _assignment_line(cls: type, attr: str) -> str | None:
+    """Cached per (class, attribute): reading a class's source parses its whole module."""
     import inspect
     import re
 

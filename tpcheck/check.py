@@ -366,13 +366,11 @@ def _zero_source(graph: OpGraph, name: str, zero_nodes: dict[str, str], depth: i
             if hit:
                 return hit
         return None
-    if op in SEE_THROUGH or op in _ZERO_PRESERVING:
-        if len(refs) >= 1:
-            return _zero_source(graph, refs[0], zero_nodes, depth - 1)
     if op in ("add", "sub", "cat"):
         if any(isinstance(a, (int, float)) and a != 0 for a in node.args):
             return None  # 1 + zero is not zero
         hits = [_zero_source(graph, r, zero_nodes, depth - 1) for r in refs]
-        if hits and all(hits):
-            return hits[0]
+        return hits[0] if hits and all(hits) else None
+    if (op in SEE_THROUGH or op in _ZERO_PRESERVING) and refs:
+        return _zero_source(graph, refs[0], zero_nodes, depth - 1)
     return None

@@ -125,7 +125,6 @@ class Plan:
         installs forward multipliers and scales; with ``base_width`` set to the checkpoint's
         width the outputs are unchanged.
         """
-        width = width or self.infer_width(model)
         outer, model = model, unwrap(model)
         params = dict(model.named_parameters())
         missing = sorted(set(self.tensors) - set(params))
@@ -133,6 +132,7 @@ class Plan:
             raise TpcheckError(f"the model lacks {len(missing)} tensor(s) of the plan: "
                                f"{missing[:5]}", where=self.model,
                                fix="apply the plan to the architecture it was made for")
+        width = width or self.infer_width(model)
         if reinit:
             with torch.no_grad():
                 for name, rule in self.tensors.items():

@@ -33,7 +33,8 @@ class OpGraph:
 
     def users(self, name: str) -> list[tuple[str, list[str]]]:
         """Consumers of ``name`` in graph order, with the argument positions they read it at."""
-        return [(v, self.digraph.edges[name, v]["positions"]) for v in self.digraph.successors(name)]
+        edges = self.digraph.edges
+        return [(v, edges[name, v]["positions"]) for v in self.digraph.successors(name)]
 
     def producers(self, name: str) -> list[str]:
         return list(self.digraph.predecessors(name))

@@ -192,6 +192,7 @@ def _sample(spec: ModelSpec, widths: list[int], seeds: int) -> _Samples:
                 info = info or optimizer_info(opt)
                 for name, group in _groups_by_name(model, opt).items():
                     groups.setdefault(name, {})[w] = group
+                del opt  # it holds the model's tensors: never two models alive at once
             del model
     if info is None:  # unreachable: ModelSpec guarantees at least three widths
         raise TpcheckError("no width was measured.", where=spec.label)

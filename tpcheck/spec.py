@@ -67,7 +67,8 @@ class ModelSpec:
                 fix="trace e.g. widths=(64, 128, 256) (three widths, each a valid hidden size)",
             )
         if any(w <= 0 for w in widths):
-            raise TpcheckError(f"ModelSpec.widths must be positive; got {list(widths)}.", where=where)
+            raise TpcheckError(f"ModelSpec.widths must be positive; got {list(widths)}.",
+                               where=where)
         if self.base_width is not None and self.base_width <= 0:
             raise TpcheckError(f"ModelSpec.base_width must be positive; got {self.base_width}.",
                                where=where)
@@ -149,7 +150,8 @@ def _import_location(location: str, target: str) -> Any:
         path = Path(location)
         if not path.is_file():
             raise TpcheckError(f"file {location!r} does not exist.", where=target,
-                               fix="give a path to a Python file, relative to the current directory")
+                               fix="give a path to a Python file, relative to the current "
+                                   "directory")
         mod_name = f"_tpcheck_target_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
