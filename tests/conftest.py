@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the hub
 
-from tpcheck.pipeline import analyze, lint  # noqa: E402
-from tpcheck.models import registry  # noqa: E402
+from tpcheck.models import registry
+from tpcheck.pipeline import analyze, lint
 
 
 def spec_of(name: str):

@@ -13,7 +13,7 @@ import copy
 from fractions import Fraction as Fr
 
 import torch
-from fixtures.stack import LAYERS, ROLE, Knobs, Stack, spec
+from fixtures.stack import ROLE, Knobs, Stack, spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +33,7 @@ EXPECTED = {"input": (Fr(0), {"adam": Fr(0), "sgd": Fr(-1)}),
 def closed_form(role: str, a: Fr, b: Fr, c: Fr, optimizer: str) -> set[str]:
     """Rule codes theory.md §3 assigns to one weight with exponents (a, b, c)."""
     init, update = EXPECTED[role][0], EXPECTED[role][1][optimizer]
-    I = a + b  # noqa: E741
+    I = a + b
     U = a + c if optimizer == "adam" else 2 * a + c
     codes = set()
     if I < init:
@@ -111,7 +111,7 @@ def test_fit_dim_rejects_a_cap_inside_the_widths(cap: int, widths: list[int]) ->
     below = [w for w in widths if w < cap]
     above = [w for w in widths if w > cap]
     expr = fit_dim(values)
-    if len(below) >= 2 and above or below and len(above) >= 2:
+    if (len(below) >= 2 and above) or (below and len(above) >= 2):
         assert expr is None
     elif expr is not None:
         assert all(expr.subs(n, w) == v for w, v in values.items())
