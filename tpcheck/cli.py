@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--widths", type=_widths, default=None)
     convert.set_defaults(run=_run_convert)
 
+    from tpcheck import coord
+
+    coord_parser = sub.add_parser(
+        "coord", help="coordinate check: measure activation and update sizes across widths "
+                      "and compare them with lint's static prediction")
+    coord.add_arguments(coord_parser)
+    coord_parser.set_defaults(run=coord.run)
+
     explain = sub.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("rule", nargs="?", help="rule code (TP101) or name (sp-readout)")
     explain.add_argument("--all", action="store_true", help="every rule, as Markdown")

@@ -1,14 +1,15 @@
-"""Coord check: train every width a few steps and compare the measured exponents with the static ones.
+"""Coord check: train each width a few steps, compare measured exponents with the static ones.
 
 The static pipeline predicts, for every activation, the exponent ``s`` of its coordinate size at
 init and ``u`` of its change after one step (theory.md §4). This stage measures both on real
-models, as the μP papers' "coordinate check" does (TP5 §D.1 / Fig. 5): build each width, run one
+models, as the μP papers' "coordinate check" does (TP5 App. D.1): build each width, run one
 fixed batch, record the mean ``|x_0|`` of every module output (and of the attention logits),
 take ``steps`` optimizer steps on a fixed target, and after each step record
 ``mean |x_t − x_0|`` on the same batch. A log-log slope against ``n`` per seed gives the measured
 ``s`` and ``u`` with their spread over seeds, and each activation gets a verdict beside the
-prediction. A disagreement is shown, never hidden: it is either a wrong static rule or an effect
-(saturation, a zero gradient) that the leading-order theory does not see.
+prediction. A disagreement is shown, never hidden: a static rule that is wrong, or an effect that
+leading-order exponents do not see at these widths (a lower-order term with a much larger
+constant, saturation of a normalised or softmaxed activation, a gradient that is still zero).
 
 Exit codes of ``tpcheck coord``: 0 it ran (disagreements are in the report), 1 a width diverged
 (NaN/inf; the width, seed and step are reported), 2 bad input (too few widths, a factory or
@@ -93,11 +94,8 @@ class Record:
 
     ``size[t][i]`` is mean ``|x_t|`` at ``widths[i]`` after ``t`` steps (t = 0..steps) and
     ``update[t-1][i]`` is mean ``|x_t − x_0|`` (t = 1..steps), both averaged over seeds (NaN
-    once a run diverged). ``update_slopes[t-1]`` is the slope after ``t`` steps. The verdict
-    on ``u`` uses ``verdict_step``: the first step after which the activation has moved at every
-    width. The static ``u`` is the exponent of that first change; a zero-initialised readout or
-    gate blocks the gradient of everything upstream of it at step 1, which delays the first
-    change by a step per zero-initialised layer in the way (DiT's adaLN-Zero: 2 steps).
+    once a run diverged). ``update_slopes[t-1]`` is the slope after ``t`` steps; the verdict on
+    ``u`` uses the result's ``verdict_step``.
     """
 
     name: str
@@ -111,7 +109,9 @@ class Record:
     prediction: Prediction
     size_verdict: str
     update_verdict: str
-    verdict_step: int = 1
+    #: Class and constructor arguments (``Linear(in_features=256, out_features=64, ...)``):
+    #: rows fold over blocks only when this matches, never a Sequential's different layers.
+    signature: str = ""
     #: Enclosing modules whose output is this one's, value for value (``blocks.0.attn`` for
     #: ``blocks.0.attn.proj``): recorded once, so a wrapper does not count twice.
     aliases: tuple[str, ...] = ()
@@ -126,6 +126,7 @@ class Record:
         p = self.prediction
         return {
             "name": self.name, "kind": self.kind, "module_type": self.module_type,
+            "signature": self.signature,
             "shape": list(self.shape),
             "size": [[_num(v) for v in row] for row in self.size],
             "update": [[_num(v) for v in row] for row in self.update],
@@ -134,7 +135,6 @@ class Record:
             "predicted": {"node": p.node, "s": _exp(p.s), "u": _exp(p.u), "why": p.why},
             "verdict": self.verdict,
             "size_verdict": self.size_verdict, "update_verdict": self.update_verdict,
-            "verdict_step": self.verdict_step,
             "aliases": list(self.aliases),
         }
 
@@ -155,7 +155,13 @@ class Divergence:
 
 @dataclass(frozen=True)
 class CoordResult:
-    """Everything one coord check measured and concluded about one model."""
+    """Everything one coord check measured and concluded about one model.
+
+    ``verdict_step`` is the step whose update slopes are judged: the first step after which
+    every trainable tensor has moved. The static ``u`` describes a step in which every weight
+    moves, but a zero-initialised readout or gate blocks the gradient of everything upstream
+    of it at step 1 (TP5 App. D.2): DiT's zero readout and adaLN-Zero gates need 3 steps.
+    """
 
     model: str
     widths: tuple[int, ...]
@@ -164,6 +170,7 @@ class CoordResult:
     lr: float | None
     optimizer: str
     tolerance: float
+    verdict_step: int
     records: tuple[Record, ...]
     divergences: tuple[Divergence, ...] = ()
     seconds: float = 0.0
@@ -190,7 +197,7 @@ class CoordResult:
             "tpcheck": __version__, "check": "coord", "model": self.model,
             "widths": list(self.widths), "steps": self.steps, "seeds": self.seeds,
             "lr": self.lr, "optimizer": self.optimizer, "tolerance": self.tolerance,
-            "records": [r.to_json() for r in self.records],
+            "verdict_step": self.verdict_step, "records": [r.to_json() for r in self.records],
             "divergences": [vars(d) for d in self.divergences],
             "summary": {"records": len(self.records), **{
                 v.replace(" ", "_"): k for v, k in self.counts.items()},
@@ -206,17 +213,17 @@ class CoordResult:
                  f"({self.seconds:.1f} s)"]
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  DIVERGED: {d}" for d in self.divergences]
-        last = self.steps
-        header = ("activation", "type", "s pred", "s meas", "u pred", "u meas (t)",
-                  f"u meas t={last}", "verdict")
+        at, last = self.verdict_step, self.steps
+        shown = (at, last) if last != at else (at,)  # the judged step, then the last one
+        header = ("activation", "type", "s pred", "s meas", "u pred",
+                  *(f"u meas t={t}" for t in shown), "verdict")
         rows = [header]
         for label, members in fold(self.records, lambda r: r.name, _fold_key):
             first = members[0]
             p = first.prediction
-            at = first.verdict_step
             rows.append((label, first.module_type, _pretty(p.s), _folded(members, "size", 0),
-                         _pretty(p.u), f"{_folded(members, 'update', at - 1)} ({at})",
-                         _folded(members, "update", last - 1), first.verdict))
+                         _pretty(p.u), *(_folded(members, "update", t - 1) for t in shown),
+                         first.verdict))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines.append("")
         for row in rows:
@@ -240,7 +247,7 @@ class CoordResult:
 
 def _fold_key(r: Record) -> tuple:
     p = r.prediction
-    return (r.kind, r.module_type, str(p.s), str(p.u), r.verdict, r.verdict_step)
+    return (r.kind, r.signature, str(p.s), str(p.u), r.verdict)
 
 
 def _folded(members: list[Record], what: str, step: int) -> str:
@@ -295,9 +302,15 @@ def coord_check(spec: ModelSpec, *, widths: Sequence[int] | None = None, steps: 
     if len(fitted) < len(widths):
         notes.append("slopes are fitted on the widths that did not diverge: "
                      + "/".join(map(str, fitted)))
-    records = _records(runs, widths, fitted, seeds, steps, propagation, tolerance)
-    return CoordResult(spec.label, widths, steps, seeds, lr, optimizer, tolerance, records,
-                       divergences, time.perf_counter() - start, tuple(notes))
+    verdict_step = max(r.all_moved for r in runs.values())
+    never = sorted({name for r in runs.values() if not r.diverged for name in r.never_moved})
+    if never:
+        notes.append(f"{len(never)} trainable tensors had a zero gradient in all {steps} steps "
+                     f"(unused, or behind more zero-initialised layers than steps): "
+                     + ", ".join(never[:4]) + (" ..." if len(never) > 4 else ""))
+    records = _records(runs, widths, fitted, seeds, steps, verdict_step, propagation, tolerance)
+    return CoordResult(spec.label, widths, steps, seeds, lr, optimizer, tolerance, verdict_step,
+                       records, divergences, time.perf_counter() - start, tuple(notes))
 
 
 def plan_spec(plan: Any, spec: ModelSpec) -> ModelSpec:
@@ -334,9 +347,15 @@ class _Run:
     delta: dict[str, list[float]] = field(default_factory=dict)
     kind: dict[str, str] = field(default_factory=dict)
     module_type: dict[str, str] = field(default_factory=dict)
+    signature: dict[str, str] = field(default_factory=dict)  # module path -> class(args)
     shape: dict[str, tuple[int, ...]] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)  # module path -> calls per forward
     diverged: Divergence | None = None
+    #: The step after which every trainable tensor that ever got a gradient has moved.
+    all_moved: int = 1
+    #: Trainable tensors whose gradient stayed zero in every step (unused, or behind more
+    #: zero-initialised layers than there were steps).
+    never_moved: tuple[str, ...] = ()
 
 
 class _Recorder(TorchFunctionMode):
@@ -371,6 +390,7 @@ class _Recorder(TorchFunctionMode):
     def _leave(self, path: str, module: nn.Module) -> Any:
         recorded = not isinstance(module, _CONTAINERS)
         kind = type(module).__name__
+        self.run.signature[path] = f"{kind}({module.extra_repr()})"
 
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             self.stack.pop()
@@ -431,7 +451,7 @@ class _Recorder(TorchFunctionMode):
 def _logits(query: torch.Tensor, key: torch.Tensor, *args: Any, scale: float | None = None,
             **kwargs: Any) -> torch.Tensor:
     """``scale · q kᵀ`` as SDPA computes it (mask and dropout aside), key heads repeated for GQA."""
-    if scale is None and len(args) > 4:  # positional (value, attn_mask, dropout_p, is_causal, scale)
+    if scale is None and len(args) > 4:  # (value, attn_mask, dropout_p, is_causal, scale)
         scale = args[4]
     with torch.no_grad():
         q, k = query.detach(), key.detach()
@@ -470,6 +490,9 @@ def _train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None)
         recorder = _Recorder(model, run)
         gen = torch.Generator().manual_seed(10_000 + seed)
         targets: list[torch.Tensor] | None = None
+        names = {id(p): name for name, p in model.named_parameters()}
+        waiting = {names.get(id(p), "?"): p for g in opt.param_groups for p in g["params"]
+                   if p.requires_grad}
         step = 0
         try:
             for step in range(steps + 1):
@@ -490,6 +513,10 @@ def _train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None)
                     break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                moved = [k for k, p in waiting.items() if p.grad is not None and bool(p.grad.any())]
+                for k in moved:  # trainable tensors whose gradient had been zero so far
+                    del waiting[k]
+                    run.all_moved = step + 1
                 opt.step()
         except TpcheckError:
             raise
@@ -501,6 +528,7 @@ def _train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None)
                     "the model's output must depend on trainable parameters") from exc
         finally:
             recorder.remove()
+        run.never_moved = tuple(waiting)
     return run
 
 
@@ -527,7 +555,9 @@ def _optimizer(spec: ModelSpec, model: nn.Module, width: int,
 
 
 def _records(runs: dict[tuple[int, int], _Run], widths: tuple[int, ...], fitted: tuple[int, ...],
-             seeds: int, steps: int, propagation: Any, tolerance: float) -> tuple[Record, ...]:
+             seeds: int, steps: int, verdict_step: int, propagation: Any,
+             tolerance: float) -> tuple[Record, ...]:
+    """Fit, predict and judge every activation recorded in all runs, in recording order."""
     ref = runs[widths[0], 0]
     names = [name for name in ref.size
              if all(name in runs[w, s].size for w in widths for s in range(seeds))]
@@ -542,30 +572,40 @@ def _records(runs: dict[tuple[int, int], _Run], widths: tuple[int, ...], fitted:
             aliases[twin].append(name)
     out = []
     for name in aliases:
-        def series(what: str, t: int, seed: int) -> dict[int, float]:
-            vals = {}
-            for w in widths:
-                got = getattr(runs[w, seed], what)[name]
-                vals[w] = got[t] if t < len(got) else math.nan
-            return vals
-
-        def averaged(what: str, t: int) -> tuple[float, ...]:
-            return tuple(statistics.fmean(series(what, t, s)[w] for s in range(seeds))
-                         for w in widths)
-
-        size_slope = _slope_over_seeds([series("size", 0, s) for s in range(seeds)], fitted)
-        update_slopes = tuple(_slope_over_seeds([series("delta", t, s) for s in range(seeds)],
-                                                fitted) for t in range(1, steps + 1))
+        # table[seed][t][width]: mean |x_t| ("size") or mean |x_t − x_0| ("delta")
+        size, delta = (_table(runs, name, what, widths, seeds, steps) for what in ("size",
+                                                                                  "delta"))
+        size_slope = _slope_over_seeds([dict(zip(widths, size[s][0], strict=True))
+                                        for s in range(seeds)], fitted)
+        update_slopes = tuple(_slope_over_seeds([dict(zip(widths, delta[s][t], strict=True))
+                                                 for s in range(seeds)], fitted)
+                              for t in range(1, steps + 1))
         pred = _prediction(propagation, ref, name, widths[0])
-        sv = _verdict(pred.s, size_slope, tolerance, pred.node)
-        step = next((t for t, sl in enumerate(update_slopes) if sl.mean > -math.inf), 0)
-        uv = _verdict(pred.u, update_slopes[step], tolerance, pred.node)
-        out.append(Record(name, ref.kind[name], ref.module_type[name], ref.shape[name],
-                          tuple(averaged("size", t) for t in range(steps + 1)),
-                          tuple(averaged("delta", t) for t in range(1, steps + 1)),
-                          size_slope, update_slopes, pred, sv, uv, step + 1,
-                          tuple(aliases[name])))
+        out.append(Record(
+            name, ref.kind[name], ref.module_type[name], ref.shape[name],
+            size=_seed_mean(size, range(steps + 1)), update=_seed_mean(delta, range(1, steps + 1)),
+            size_slope=size_slope, update_slopes=update_slopes, prediction=pred,
+            signature=ref.signature.get(_split_element(name)[0], ref.module_type[name]),
+            size_verdict=_verdict(pred.s, size_slope, tolerance, pred.node),
+            update_verdict=_verdict(pred.u, update_slopes[verdict_step - 1], tolerance,
+                                    pred.node),
+            aliases=tuple(aliases[name])))
     return tuple(out)
+
+
+def _table(runs: dict[tuple[int, int], _Run], name: str, what: str, widths: tuple[int, ...],
+           seeds: int, steps: int) -> list[list[list[float]]]:
+    """``[seed][t][width]`` values of one record; NaN after a run stopped (diverged)."""
+    def value(w: int, s: int, t: int) -> float:
+        got = getattr(runs[w, s], what)[name]
+        return got[t] if t < len(got) else math.nan
+
+    return [[[value(w, s, t) for w in widths] for t in range(steps + 1)] for s in range(seeds)]
+
+
+def _seed_mean(table: list[list[list[float]]], steps: range) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(statistics.fmean(seed[t][i] for seed in table)
+                       for i in range(len(table[0][t]))) for t in steps)
 
 
 def _same(runs: dict[tuple[int, int], _Run], a: str, b: str) -> bool:
@@ -759,8 +799,11 @@ def run(args: argparse.Namespace) -> int:
     spec = load_target(args.target)
     plan = None
     if args.plan:
-        from tpcheck.convert import Plan
-
+        try:
+            from tpcheck.convert import Plan
+        except ImportError as exc:
+            raise TpcheckError(f"--plan needs tpcheck.convert, which cannot be imported: {exc}",
+                               fix="update tpcheck, or check a μP ModelSpec as TARGET") from exc
         plan = Plan.load(args.plan)
     result = coord_check(spec, widths=args.widths, steps=args.steps, seeds=args.seeds,
                          lr=args.lr, plan=plan, tolerance=args.tolerance)

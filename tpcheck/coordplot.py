@@ -1,10 +1,10 @@
-"""The coord-check plot of the μP papers (TP5 Fig. 5): activation size against width, per step.
+"""The coord-check plot of the μP papers (TP5 App. D.1): activation size against width, per step.
 
 Top row: mean ``|x_t|`` after ``t`` steps (t = 0 is init); bottom row: mean ``|x_t − x_0|``, the
 change on the same batch. Log-log axes, so a line's slope is the measured exponent: flat lines
 are what μP promises, rising lines blow up with width. Repeated blocks are averaged into one
 line (``blocks.{0..27}.attn.qkv``), so a 28-block model stays readable; the legend gives each
-line's update slope at the last step and marks the lines whose verdict is a disagreement.
+line's update slope at the judged step and marks the lines whose verdict is a disagreement.
 matplotlib is imported only here, and only when a plot is asked for (``tpcheck[plots]``).
 """
 
@@ -39,7 +39,7 @@ def plot(result: CoordResult, path: str | Path) -> Path:
     steps = result.steps
     fig = Figure(figsize=(3.0 * (steps + 1) + 4.2, 6.6), layout="constrained")
     grid = fig.add_gridspec(2, steps + 2, width_ratios=[1] * (steps + 1) + [1.45])
-    colours = _colours(len(lines))
+    colours = _colours(lines)
     for t in range(steps + 1):
         ax = fig.add_subplot(grid[0, t])
         _panel(ax, result, lines, colours, "size", t)
@@ -57,7 +57,8 @@ def plot(result: CoordResult, path: str | Path) -> Path:
     handles = [legend_ax.plot([], [], **_style(line, colours[i]))[0]
                for i, line in enumerate(lines)]
     legend_ax.legend(handles, [line["label"] for line in lines], loc="upper left", fontsize=7,
-                     frameon=False, title=f"update slope at t = {steps}", title_fontsize=8,
+                     frameon=False, title=f"update slope at t = {result.verdict_step} (judged)",
+                     title_fontsize=8,
                      borderaxespad=0.0)
     rate = result.agreement_rate
     agreement = "" if rate is None else f" — static vs measured: {100 * rate:.0f}% agree"
@@ -72,15 +73,17 @@ def plot(result: CoordResult, path: str | Path) -> Path:
 def _lines(result: CoordResult) -> list[dict[str, Any]]:
     """One line per folded activation: its values averaged over the repeated blocks."""
     lines = []
-    for label, members in fold(result.records, lambda r: r.name, lambda r: (r.kind,
-                                                                             r.module_type)):
-        last = [m.update_slopes[-1].mean for m in members]
+    for label, members in fold(result.records, lambda r: r.name,
+                               lambda r: (r.kind, r.signature)):
+        last = [m.update_slopes[result.verdict_step - 1].mean for m in members]
         finite = [v for v in last if math.isfinite(v)]
         slope = f"{statistics.fmean(finite):+.2f}" if finite else "zero"
-        bad = any(m.verdict == "disagree" for m in members)
+        wrong = [what for what in ("size", "update")
+                 if any(getattr(m, f"{what}_verdict") == "disagree" for m in members)]
+        bad = bool(wrong)
         lines.append({
-            "label": f"{label} [{members[0].module_type}]  {slope}" + ("  ✗ disagrees"
-                                                                        if bad else ""),
+            "label": f"{label} [{members[0].module_type}]  {slope}"
+                     + (f"  ✗ {', '.join(wrong)}" if bad else ""),
             "size": _average([m.size for m in members]),
             "update": _average([m.update for m in members]),
             "kind": members[0].kind, "bad": bad,
@@ -95,14 +98,19 @@ def _average(tables: list[tuple[tuple[float, ...], ...]]) -> list[list[float]]:
 
 def _panel(ax: Any, result: CoordResult, lines: list[dict[str, Any]], colours: list[Any],
            what: str, row: int) -> None:
+    shown: list[float] = []
     for line, colour in zip(lines, colours, strict=True):
         ys = line[what][row]
         pts = [(w, y) for w, y in zip(result.widths, ys, strict=True)
                if math.isfinite(y) and y > 0]  # zero (and diverged) points cannot be on a log axis
         if pts:
             ax.plot(*zip(*pts, strict=True), **_style(line, colour))
+            shown += [y for _, y in pts]
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    if shown and max(shown) < 10 * min(shown):  # at least a decade: a flat line must look flat
+        mid = math.sqrt(min(shown) * max(shown))
+        ax.set_ylim(min(min(shown), mid / 10 ** 0.5), max(max(shown), mid * 10 ** 0.5))
     ax.set_xticks(result.widths, [str(w) for w in result.widths], fontsize=7)
     ax.minorticks_off()
     ax.tick_params(axis="y", labelsize=7)
@@ -119,11 +127,19 @@ def _style(line: dict[str, Any], colour: Any) -> dict[str, Any]:
             "markersize": 3.5}
 
 
-def _colours(count: int) -> list[Any]:
+def _colours(lines: list[dict[str, Any]]) -> list[Any]:
+    """tab20 for the modules, in order; black for the model output, which must stand out."""
     from matplotlib import colormaps
 
     cmap = colormaps["tab20"]
-    return [cmap(i % 20) for i in range(count)]
+    out, i = [], 0
+    for line in lines:
+        if line["kind"] == "output":
+            out.append("black")
+        else:
+            out.append(cmap(i % 20))
+            i += 1
+    return out
 
 
 def _notes(ax: Any, result: CoordResult) -> None:
@@ -137,8 +153,11 @@ def _notes(ax: Any, result: CoordResult) -> None:
             "rising = blows up with width (SP).",
             "One line per module kind, averaged",
             "over repeated blocks; dashed: attention",
-            "logits; thick: model output; x markers:",
-            "static prediction disagrees."]
+            "logits; thick: model output; x markers",
+            "and ✗ in the legend: the static prediction",
+            "of the size or the update disagrees.",
+            "A line missing from a Δ panel did not",
+            "move at all (zero has no log scale)."]
     text += [f"DIVERGED: width {d.width}, step {d.step}" for d in result.divergences[:3]]
     ax.text(0.0, 1.0, "\n".join(text), va="top", ha="left", fontsize=7.5,
             transform=ax.transAxes)

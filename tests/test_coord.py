@@ -1,0 +1,158 @@
+"""The coord check on a three-layer model whose exponents are known in closed form.
+
+``Tiny`` is x → input (8 → n, frozen) → GELU → hidden (n → n) → GELU → readout (n → 4), no
+biases. The input layer is frozen so that the hidden layer's own update is the only term in the
+hidden activation's change: no width-independent term (the input layer's update, a bias)
+competes with it at small widths, and the measured slope is the theory's exponent already at
+n = 32…512 (theory.md §4):
+
+* SP (std 1/√fan_in everywhere, one global Adam LR): hidden ``u = 1``, readout ``u = 3/2``;
+* μP (readout std 1/n, hidden and readout LR ÷ m): every ``u = 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import sympy
+import torch
+import torch.nn.functional as F
+from fixtures.stack import Knobs
+from fixtures.stack import spec as stack_spec
+from torch import nn
+
+from tpcheck import ModelSpec, TpcheckError, coord
+
+BASE = 32
+WIDTHS = (32, 64, 128, 256, 512)
+
+
+class Tiny(nn.Module):
+    def __init__(self, n: int, mup: bool, nan_at: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.n, self.nan_at, self.calls = n, nan_at, 0
+        self.inp = nn.Linear(8, n, bias=False)
+        self.hid = nn.Linear(n, n, bias=False)
+        self.out = nn.Linear(n, 4, bias=False)
+        self.inp.weight.requires_grad_(False)
+        with torch.no_grad():
+            self.inp.weight.normal_(0.0, 8 ** -0.5)
+            self.hid.weight.normal_(0.0, n ** -0.5)
+            self.out.weight.normal_(0.0, 1 / n if mup else n ** -0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.out(F.gelu(self.hid(F.gelu(self.inp(x)))))  # (B, T, 4)
+        self.calls += 1
+        if self.nan_at and (self.n, self.calls - 1) == self.nan_at:  # forward t = step
+            y = y * float("nan")
+        return y
+
+
+def tiny_spec(mup: bool, nan_at: tuple[int, int] | None = None) -> ModelSpec:
+    def optimizer(model: Tiny) -> torch.optim.Optimizer:
+        scale = BASE / model.n if mup else 1.0  # μP: hidden and readout LR ÷ m (Adam)
+        return torch.optim.AdamW([{"params": [model.hid.weight, model.out.weight],
+                                   "lr": 1e-2 * scale}], lr=1e-2, weight_decay=0.0)
+
+    def inputs(n: int) -> tuple[torch.Tensor]:
+        return (torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(0)),)
+
+    return ModelSpec(lambda n: Tiny(n, mup, nan_at), inputs, (32, 64, 128), base_width=BASE,
+                     optimizer=optimizer, name="tiny-mup" if mup else "tiny-sp")
+
+
+@pytest.fixture(scope="module")
+def sp() -> coord.CoordResult:
+    return coord.coord_check(tiny_spec(mup=False), widths=WIDTHS, steps=3, seeds=2)
+
+
+@pytest.fixture(scope="module")
+def mup() -> coord.CoordResult:
+    return coord.coord_check(tiny_spec(mup=True), widths=WIDTHS, steps=3, seeds=2)
+
+
+def by_name(result: coord.CoordResult) -> dict[str, coord.Record]:
+    return {r.name: r for r in result.records}
+
+
+def test_sp_hidden_update_grows_like_n(sp):
+    hid = by_name(sp)["hid"]
+    assert hid.update_slopes[0].mean == pytest.approx(1.0, abs=0.15)
+    assert hid.size_slope.mean == pytest.approx(0.0, abs=0.15)
+    out = by_name(sp)[coord.OUTPUT]
+    assert out.update_slopes[0].mean > 1.0  # predicted 3/2: the SP readout blows up
+    assert {r.verdict for r in sp.records} == {"agree"}
+
+
+def test_mup_updates_are_width_independent(mup):
+    for name in ("hid", "out", coord.OUTPUT):
+        for slope in by_name(mup)[name].update_slopes:
+            assert abs(slope.mean) <= 0.15, (name, slope)
+    assert mup.agreement_rate == 1.0
+
+
+def test_static_prediction_beside_measurement(sp, mup):
+    assert by_name(sp)["hid"].prediction.u == 1
+    assert by_name(sp)["out"].prediction.u == sympy.Rational(3, 2)
+    assert by_name(mup)["out"].prediction.s == sympy.Rational(-1, 2)
+    frozen = by_name(sp)["inp"]  # nothing trainable feeds it: predicted and measured zero
+    assert frozen.update_slopes[0].mean == float("-inf")
+    assert frozen.update_verdict == "agree"
+
+
+def test_disagreement_is_shown_not_hidden(sp):
+    hid = by_name(sp)["hid"]
+    wrong = coord._verdict(hid.prediction.u - 1, hid.update_slopes[0], coord.TOLERANCE, "n")
+    assert wrong == "disagree"
+    text = sp.to_text()
+    assert "agreement: 100.0%" in text and "hid" in text
+
+
+def test_divergence_reported_with_width_and_step():
+    result = coord.coord_check(tiny_spec(mup=False, nan_at=(64, 2)), widths=(32, 64, 128),
+                               steps=3, seeds=1, static=False)
+    assert [(d.width, d.step) for d in result.divergences] == [(64, 2)]
+    assert result.exit_code == 1
+    assert "width 64 diverged at step 2" in result.to_text()
+
+
+def test_too_few_widths_is_a_user_error():
+    with pytest.raises(TpcheckError, match="at least 3 distinct widths"):
+        coord.coord_check(tiny_spec(mup=False), widths=(32, 64, 64))
+    parser = argparse.ArgumentParser()
+    coord.add_arguments(parser)
+    args = parser.parse_args(["dit", "--widths", "64,128"])
+    with pytest.raises(TpcheckError):
+        coord.run(args)  # the CLI turns this into exit code 2
+
+
+def test_json_has_the_documented_keys(sp):
+    doc = json.loads(json.dumps(sp.to_json()))  # strict JSON: no NaN / Infinity
+    assert {"tpcheck", "check", "model", "widths", "steps", "seeds", "lr", "optimizer",
+            "tolerance", "verdict_step", "records", "divergences", "summary", "seconds",
+            "notes"} <= set(doc)
+    assert {"records", "agree", "disagree", "not_predicted", "not_measured",
+            "agreement_rate"} <= set(doc["summary"])
+    record = doc["records"][0]
+    assert {"name", "kind", "module_type", "shape", "size", "update", "slopes", "predicted",
+            "verdict", "size_verdict", "update_verdict", "aliases"} <= set(record)
+    assert len(record["size"]) == doc["steps"] + 1 and len(record["update"]) == doc["steps"]
+    assert len(record["size"][0]) == len(doc["widths"])
+    assert {"s", "u", "node"} <= set(record["predicted"])
+
+
+def test_plot_writes_a_png(sp, tmp_path):
+    pytest.importorskip("matplotlib")
+    from tpcheck.coordplot import plot
+
+    path = plot(sp, tmp_path / "coord.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attention_logits_are_recorded():
+    result = coord.coord_check(stack_spec(Knobs(attention="fixed")), widths=(32, 64, 128),
+                               steps=1, seeds=1, static=False)
+    logits = by_name(result)["logits"]
+    assert logits.kind == "logits" and logits.size[0][0] > 0
