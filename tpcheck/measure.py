@@ -188,7 +188,7 @@ def _sample(spec: ModelSpec, widths: list[int], seeds: int) -> _Samples:
                     sq[name][w] += value / seeds
                     count.setdefault(name, {})[w] = p.numel() * seeds
             if seed == 0:
-                opt = _optimizer(spec, model, w)
+                opt = spec.build_optimizer(model, w)
                 info = info or optimizer_info(opt)
                 for name, group in _groups_by_name(model, opt).items():
                     groups.setdefault(name, {})[w] = group
@@ -207,19 +207,6 @@ def optimizer_info(opt: torch.optim.Optimizer) -> OptimizerInfo:
     decoupled = isinstance(opt, torch.optim.AdamW) or any(
         g.get("decoupled_weight_decay", False) for g in opt.param_groups)
     return OptimizerInfo(name, "adam", decoupled)
-
-
-def _optimizer(spec: ModelSpec, model: torch.nn.Module, width: int) -> torch.optim.Optimizer:
-    try:
-        opt = spec.build_optimizer(model)
-    except Exception as exc:
-        raise TpcheckError(f"the spec's optimizer raised {type(exc).__name__} at width {width}: "
-                           f"{exc}", where=spec.label,
-                           fix="make optimizer(model) build a torch.optim.Optimizer") from exc
-    if not isinstance(opt, torch.optim.Optimizer):
-        raise TpcheckError(f"optimizer(model) returned {type(opt).__name__}.", where=spec.label,
-                           fix="return a torch.optim.Optimizer")
-    return opt
 
 
 def _groups_by_name(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, dict]:

@@ -89,9 +89,24 @@ class ModelSpec:
         """The same spec traced at other widths (from the CLI's ``--widths``)."""
         return replace(self, widths=tuple(widths))
 
-    def build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """The spec's optimizer for ``model``, or the default global-LR AdamW."""
-        return (self.optimizer or default_optimizer)(model)
+    def build_optimizer(self, model: torch.nn.Module, width: int | None = None
+                        ) -> torch.optim.Optimizer:
+        """The spec's optimizer for ``model``, or the default global-LR AdamW.
+
+        The user's optimizer function failing, or returning something else, is a
+        TpcheckError naming the width, not a traceback.
+        """
+        at = f" at width {width}" if width is not None else ""
+        try:
+            opt = (self.optimizer or default_optimizer)(model)
+        except Exception as exc:
+            raise TpcheckError(f"the spec's optimizer raised {type(exc).__name__}{at}: {exc}",
+                               where=self.label,
+                               fix="make optimizer(model) build a torch.optim.Optimizer") from exc
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TpcheckError(f"optimizer(model) returned {type(opt).__name__}{at}.",
+                               where=self.label, fix="return a torch.optim.Optimizer")
+        return opt
 
 
 def load_target(target: str) -> ModelSpec:
