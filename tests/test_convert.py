@@ -275,3 +275,19 @@ def test_replace_keeps_spec_contract() -> None:
     assert converted.widths == spec(Knobs()).widths and converted.base == 32
     assert replace(converted, widths=(32, 64, 96)).widths == (32, 64, 96)
     assert LAYERS  # the stack's layer list is what the plan covers
+
+
+def test_attention_it_cannot_rewrite_stops_with_the_module_named() -> None:
+    plan = convert(spec(Knobs(attention="growing")), seeds=1)  # SDPA inline in Stack.forward
+    with pytest.raises(tpcheck.TpcheckError) as err:
+        plan.spec().factory(64)
+    message = str(err.value)
+    assert "cannot set the attention logit scale" in message and "Stack" in message
+    assert "scale=self.scale" in message  # what to change
+
+
+@FEW
+@given(params=stacks, style=st.sampled_from(["init-lr", "multiplier"]))
+def test_plan_json_round_trips(params: dict, style: str) -> None:
+    plan = convert(spec(knobs_for(params)), seeds=1, style=style)
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan

@@ -127,3 +127,19 @@ def test_config_without_reason_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     config.write_text('[[tool.tpcheck.per-tensor-ignores]]\npattern = "x"\nrules = ["TP1"]\n')
     assert main(["lint", "dit", "--config", str(config)]) == 2
     assert "lacks ['reason']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["diffusers-dit", "diffusers-pixart", "diffusers-sd3"])
+def test_diffusers_findings_name_real_tensors_and_nodes(target: str) -> None:
+    from conftest import classification_of
+
+    report = report_of(target)
+    graph = classification_of(target).graph
+    tensors = {t.name for t in report.tensors}
+    assert report.findings
+    for f in report.findings:
+        assert f.tensor or f.node
+        if f.tensor:
+            assert f.tensor in tensors, f
+        if f.node:
+            assert f.node in graph.digraph, f
