@@ -223,7 +223,7 @@ class Report:
     def _summary(self) -> str:
         c = self.counts
         if not self.findings:
-            return "No findings: every tensor and activation scales as μP requires."
+            return "No findings from the selected rules."
         return (f"Found {c['error']} error(s), {c['warning']} warning(s), {c['info']} info "
                 f"({len(self.findings)} findings). `tpcheck explain CODE` explains a rule.")
 
