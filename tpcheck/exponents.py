@@ -83,11 +83,6 @@ def snap(raw: float) -> tuple[sympy.Expr, bool]:
     return sympy.Rational(raw).limit_denominator(100), False
 
 
-def constant(value: float, widths: list[int]) -> Fit:
-    """A width-independent value as a Fit (exponent 0)."""
-    return fit_power_law({w: value for w in widths})
-
-
 def as_json(x: sympy.Expr) -> float | str | int:
     """An exponent for JSON: an int or float (halves and quarters are exact), "inf" for ∞."""
     if x is sympy.oo or x == sympy.oo:

@@ -217,9 +217,7 @@ def _op(graph: OpGraph, node: OpNode, inputs: list[tuple[str, Exp]]
 def _sdpa(graph: OpGraph, node: OpNode, exps: list[Exp]) -> Exp:
     """Attention: logits ``scale·qᵀk`` over head dim ``d ∝ n^δ``, then an average of ``v``."""
     q, k, v = (exps + [exps[-1]] * 3)[:3]
-    delta = _head_alpha(graph, node)
-    sigma = _sdpa_scale_exponent(graph, node)
-    u_logits = _max(q.u + k.s, q.s + k.u) + delta + sigma
+    _, u_logits = logits_exponents(graph, node, q, k)
     u = _max(v.u, u_logits + v.s)
     u_from = v.u_from if _gt(v.u, u_logits + v.s) else (q.u_from or k.u_from)
     return Exp(_clean(v.s), _clean(u), v.s_from, u_from)
