@@ -8,6 +8,7 @@ to fix it, never a traceback from inside torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
         return EXIT_TOOL_ERROR
+    except BrokenPipeError:  # `tpcheck explain --all | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLEAN
 
 
 def _parser() -> argparse.ArgumentParser:
