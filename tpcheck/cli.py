@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="built-in name (dit, uvit, pixart, mmdit, ...), package.module:attr "
                            "or path/to/file.py:attr; default: [tool.tpcheck] targets")
     lint.add_argument("--format", choices=("text", "json", "sarif"), default=None)
-    lint.add_argument("--widths", type=_widths, default=None,
+    lint.add_argument("--widths", type=parse_widths, default=None,
                       help="comma-separated widths to trace, e.g. 64,128,256")
     lint.add_argument("--select", action="append", default=None, metavar="RULE",
                       help="only these rules (code, prefix or name); repeatable or comma-separated")
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="zero-initialise output weights (TP5 App. D.2)")
     convert.add_argument("--width", type=int, default=None,
                          help="show the changes at this width (default: the largest traced)")
-    convert.add_argument("--widths", type=_widths, default=None)
+    convert.add_argument("--widths", type=parse_widths, default=None)
     convert.set_defaults(run=_run_convert)
 
     from tpcheck import coord
@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``--widths 64,128,256`` → (64, 128, 256); the argparse type of every subcommand."""
     try:
         return tuple(int(w) for w in text.replace(" ", "").split(",") if w)
     except ValueError:

@@ -765,7 +765,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or path/to/file.py:attr")
     parser.add_argument("--plan", default=None, metavar="PLAN.json",
                         help="check TARGET converted by this plan (tpcheck convert) instead")
-    parser.add_argument("--widths", type=_width_list, default=None,
+    from tpcheck.cli import parse_widths  # the one --widths parser of every subcommand
+
+    parser.add_argument("--widths", type=parse_widths, default=None,
                         help="comma-separated widths (≥ 3; default: the spec's), "
                              "e.g. 64,96,128,192,256")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps (default 4)")
@@ -812,11 +814,3 @@ def run(args: argparse.Namespace) -> int:
     if result.divergences:
         print(f"tpcheck: {len(result.divergences)} run(s) diverged", file=sys.stderr)
     return result.exit_code
-
-
-def _width_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(w) for w in text.replace(" ", "").split(",") if w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, "
-                                         f"got {text!r}") from None
