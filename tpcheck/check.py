@@ -20,6 +20,7 @@ from tpcheck.graph import OpGraph
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
 from tpcheck.propagate import Propagation
 from tpcheck.rules import Rule, glob_match
+from tpcheck.symbols import n
 from tpcheck.widths import is_infinite
 
 #: Rules about a tensor's update: evaluated only for tensors the optimizer trains.
@@ -149,7 +150,7 @@ def tensor_facts(tm: TensorMeasure, ue: UseExponents, kind: str, base: int,
             facts["multiplier_at_base"] = sympy.nsimplify(round(at_base, 6))
     fan_in = sympy.expand(ue.use.fan_in)
     if ue.use.kind == "contraction" and is_infinite(fan_in):
-        facts["finite_part"] = fan_in.subs(sympy.Symbol("n", positive=True, integer=True), 0)
+        facts["finite_part"] = fan_in.subs(n, 0)
     return facts
 
 

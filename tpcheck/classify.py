@@ -355,9 +355,7 @@ def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
             break
         if op in ("mul", "div"):
             for w in widths:
-                c = _constant_operand(graph.at_width(consumer, w))
-                if c is not None:
-                    factors[w] *= c if op == "mul" else 1.0 / c
+                factors[w] *= constant_factor(graph.at_width(consumer, w)) or 1.0
         elif op not in ("add", "sub", "masked_fill", "to", "_to_copy", "where"):
             return None
         current = consumer
@@ -373,10 +371,22 @@ def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
     return Attention(node.name, "matmul", head_dim, factors, True, node.module, node.source)
 
 
-def _constant_operand(node: OpNode) -> float | None:
-    for arg in node.args[1:2]:
-        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
-            return float(arg)
+def constant_factor(node: OpNode) -> float | None:
+    """The factor ``node`` applies when it is ``x * c`` or ``x / c`` with a Python number c.
+
+    The one reader of numeric constants: forward multipliers (measure), their width
+    exponents (propagate) and attention logit scales (here) all go through it.
+    """
+    op = op_name(node.target)
+    if node.kind != "call" or op not in ("mul", "div", "true_divide") or len(node.args) != 2:
+        return None
+    numbers = [a for a in node.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(numbers) != 1:
+        return None
+    if op == "mul":
+        return float(numbers[0])
+    if isinstance(node.args[1], (int, float)) and numbers[0] != 0:
+        return 1.0 / float(numbers[0])
     return None
 
 
@@ -390,9 +400,7 @@ def _scale_before(graph: OpGraph, name: str, width: int) -> float:
         if node.kind != "call":
             break
         if op in ("mul", "div"):
-            c = _constant_operand(graph.at_width(current, width))
-            if c is not None:
-                factor *= c if op == "mul" else 1.0 / c
+            factor *= constant_factor(graph.at_width(current, width)) or 1.0
         elif op not in ("transpose", "permute", "t", "view", "reshape", "contiguous", "clone",
                         "expand", "_unsafe_view"):
             break

@@ -20,7 +20,7 @@ import sympy
 import torch
 
 from tpcheck.capture import OpNode, build_model
-from tpcheck.classify import Classification, Use, op_name
+from tpcheck.classify import Classification, Use, constant_factor, op_name
 from tpcheck.errors import TpcheckError
 from tpcheck.exponents import Fit, fit_power_law
 from tpcheck.graph import OpGraph
@@ -266,19 +266,8 @@ def _is_bias(node: OpNode, pos: str) -> bool:
 
 
 def _constant_factor(graph: OpGraph, name: str, width: int | None = None) -> float | None:
-    """The factor of a ``mul``/``div`` by a Python number (at ``width``), else None."""
-    node = graph.node(name) if width is None else graph.at_width(name, width)
-    op = op_name(node.target)
-    if op not in ("mul", "div", "true_divide") or node.kind != "call":
-        return None
-    numbers = [a for a in node.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    if len(numbers) != 1 or len(node.args) != 2:
-        return None
-    if op == "mul":
-        return float(numbers[0])
-    if isinstance(node.args[1], (int, float)) and numbers[0] != 0:
-        return 1.0 / float(numbers[0])
-    return None
+    """:func:`constant_factor` of node ``name`` (at ``width``: constants vary with n)."""
+    return constant_factor(graph.node(name) if width is None else graph.at_width(name, width))
 
 
 def _chain_back(graph: OpGraph, name: str) -> list[str]:

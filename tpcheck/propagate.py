@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sympy
 
 from tpcheck.capture import OpNode, Ref
-from tpcheck.classify import EMBEDDING, MATMUL, SOFTMAX, op_name
+from tpcheck.classify import EMBEDDING, MATMUL, SOFTMAX, constant_factor, op_name
 from tpcheck.exponents import fit_power_law
 from tpcheck.graph import OpGraph
 from tpcheck.measure import Measurement, UseExponents, multiplier_nodes
@@ -281,16 +281,12 @@ def _u_norm(x: Exp) -> sympy.Expr:
 
 def _constant_exponent(graph: OpGraph, node: OpNode) -> sympy.Expr | None:
     """Width exponent of a numeric constant in a mul/div (``x * n**-0.5`` → -1/2)."""
-    op = op_name(node.target)
-    if op not in ("mul", "div", "true_divide"):
-        return None
     values = {}
     for w in graph.shapes.widths:
-        at = graph.at_width(node.name, w)
-        nums = [a for a in at.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-        if len(nums) != 1 or nums[0] == 0:
+        factor = constant_factor(graph.at_width(node.name, w))
+        if not factor:
             return None
-        values[w] = float(nums[0]) if op == "mul" else 1.0 / float(nums[0])
+        values[w] = factor
     fit = fit_power_law(values)
     return -fit.exponent if fit.exponent != 0 else None
 
