@@ -146,6 +146,19 @@ def baseline(preload: Sequence[str] = DEFAULT_PRELOAD) -> Result:
     return measure(_nothing, preload=preload)
 
 
+def show(what: str, res: Result) -> None:
+    """One measured row in full: time, both peak-memory readings, load, returned values."""
+    if not res.ok:
+        print(f"  {what}: FAILED\n{res.error}", flush=True)
+        return
+    hwm = f"{res.vmhwm_kib / 1024:,.0f} MB" if res.vmhwm_kib else "n/a"
+    print(f"  {what}: {res.seconds:.2f} s, peak RSS {res.peak_rss_mb:,.0f} MB (VmHWM {hwm}; "
+          f"other processes kept {res.extra.get('other_busy_cores', '?')} cores busy)",
+          flush=True)
+    for key, value in (res.value or {}).items():
+        print(f"      {key}: {value}", flush=True)
+
+
 def command_line() -> str:
     """The command that is running, ready to paste into a shell."""
     return " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable), *sys.argv])

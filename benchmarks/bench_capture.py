@@ -234,18 +234,6 @@ def fmt_row(what: str, widths: str, res: _measure.Result | None, ours_res=None,
     return f"| {what} | {widths} | {t} | {m} | {rt} | {rm} | {others} | {note} |"
 
 
-def show(what: str, res: _measure.Result) -> None:
-    if res.ok:
-        print(f"  {what}: {res.seconds:.2f} s, peak RSS {res.peak_rss_mb:,.0f} MB "
-              f"(VmHWM {res.vmhwm_kib / 1024 if res.vmhwm_kib else float('nan'):,.0f} MB; "
-              f"other processes kept {res.extra.get('other_busy_cores', '?')} cores busy)",
-              flush=True)
-        for key, value in (res.value or {}).items():
-            print(f"      {key}: {value}", flush=True)
-    else:
-        print(f"  {what}: FAILED\n{res.error}", flush=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(DEFAULT_ROWS),
@@ -267,7 +255,7 @@ def main() -> int:
     def run_pair(kind: str, label: str, widths: tuple[int, ...]) -> _measure.Result:
         print(f"{label}, widths {w(widths)}", flush=True)
         mine = _measure.measure(ours, kind, widths, timeout=TIMEOUT_S)
-        show("ours  capture+classify (meta)", mine)
+        _measure.show("ours  capture+classify (meta)", mine)
         note = ""
         alt, alt_note = True, ""
         if mine.ok:
@@ -300,7 +288,7 @@ def main() -> int:
             print(f"  mup set_base_shapes: {alt_note}\n", flush=True)
             return mine
         other = _measure.measure(alternative, kind, widths, timeout=TIMEOUT_S)
-        show("mup   set_base_shapes (CPU, real weights)", other)
+        _measure.show("mup   set_base_shapes (CPU, real weights)", other)
         alt_note = ""
         if other.ok:
             total = sum(other.value["params"].values())

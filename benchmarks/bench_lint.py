@@ -57,17 +57,6 @@ def run_lint(widths: tuple[int, ...], depth: int) -> dict[str, Any]:
             "traced_on": report.traced_on}
 
 
-def show(what: str, res: _measure.Result) -> None:
-    if res.ok:
-        print(f"  {what}: {res.seconds:.2f} s, peak RSS {res.peak_rss_mb:,.0f} MB "
-              f"(other processes kept {res.extra.get('other_busy_cores', '?')} cores busy)",
-              flush=True)
-        for key, value in (res.value or {}).items():
-            print(f"      {key}: {value}", flush=True)
-    else:
-        print(f"  {what}: FAILED\n{res.error}", flush=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true",
@@ -84,9 +73,9 @@ def main() -> int:
           f"{floor.peak_rss_mb:,.0f} MB\n")
     print(f"DiT-XL/2-shaped, depth {DEPTH}, widths {ws}", flush=True)
     cap = _measure.measure(run_analyze, widths, DEPTH, timeout=TIMEOUT_S)
-    show("analyze (capture + classify)", cap)
+    _measure.show("analyze (capture + classify)", cap)
     full = _measure.measure(run_lint, widths, DEPTH, timeout=TIMEOUT_S)
-    show("lint (analyze + measure + propagate + check)", full)
+    _measure.show("lint (analyze + measure + propagate + check)", full)
 
     print(f"\n$ {_measure.command_line()}")
     print(f"machine: {_measure.machine()}; 'others' = cores kept busy by other processes "
