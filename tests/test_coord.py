@@ -104,10 +104,54 @@ def test_static_prediction_beside_measurement(sp, mup):
 
 def test_disagreement_is_shown_not_hidden(sp):
     hid = by_name(sp)["hid"]
-    wrong = coord._verdict(hid.prediction.u - 1, hid.update_slopes[0], coord.TOLERANCE, "n")
+    wrong = coord._update_verdict(hid.prediction.u - 1, hid.update_slopes[0], coord.TOLERANCE,
+                                  "n")
     assert wrong == "disagree"
     text = sp.to_text()
     assert "agreement: 100.0%" in text and "hid" in text
+
+
+class Residual(nn.Module):
+    """x → input (8 → n, frozen) → h; y = h + hid2(hid1(h)) with std-0.02 hidden layers.
+
+    The branch has size ``0.02² · n`` against a Θ(1) stream: ``s = 1`` as n → ∞ (theory.md §4),
+    but ``E[y²] = 1 + (0.0004·n)²`` is flat at n ≤ 512; the leading term shows (local slope
+    within 0.25 of 1) from ``n = √3 / 0.0004 ≈ 4,330``.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, n, bias=False)
+        self.hid1 = nn.Linear(n, n, bias=False)
+        self.hid2 = nn.Linear(n, n, bias=False)
+        self.out = nn.Linear(n, 4, bias=False)
+        self.inp.weight.requires_grad_(False)
+        with torch.no_grad():
+            self.inp.weight.normal_(0.0, 8 ** -0.5)
+            for layer in (self.hid1, self.hid2):
+                layer.weight.normal_(0.0, 0.02)
+            self.out.weight.normal_(0.0, n ** -0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        return self.out(h + self.hid2(self.hid1(h)))
+
+
+def test_finite_width_size_prediction_and_crossover():
+    spec = ModelSpec(Residual, lambda n: (torch.randn(4, 8, 8),), (32, 64, 128), base_width=BASE,
+                     optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3),
+                     name="residual")
+    result = coord.coord_check(spec, widths=WIDTHS, steps=1, seeds=2)
+    branch = by_name(result)["hid2"]
+    assert branch.prediction.s == 1 and branch.size_slope.mean == pytest.approx(1.0, abs=0.15)
+    out = by_name(result)["out"]  # reads the stream h + branch through an SP readout
+    assert out.prediction.s == 1
+    assert abs(out.size_slope.mean) < 0.25  # measured: the stream is still flat here
+    assert out.prediction.s_here == pytest.approx(out.size_slope.mean, abs=0.1)
+    assert out.size_verdict == "agree"
+    crossover = 3 ** 0.5 / 0.02 ** 2
+    assert crossover / 2 ** 0.5 <= out.prediction.s_from <= crossover * 2 ** 0.5
+    assert "s from n≈" in result.to_text()
 
 
 def test_divergence_reported_with_width_and_step():

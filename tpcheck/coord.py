@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sympy
@@ -40,6 +40,7 @@ from tpcheck import __version__
 from tpcheck.capture import build_model, example_inputs
 from tpcheck.errors import TpcheckError
 from tpcheck.fold import fold
+from tpcheck.sizes import FAR_WIDTHS, Sizes, crossover_width, local_slope, node_sizes
 from tpcheck.spec import ModelSpec
 from tpcheck.symbols import n as N
 
@@ -80,12 +81,20 @@ class Slope:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The static exponents of the graph node that computes a recorded activation."""
+    """The static exponents of the graph node that computes a recorded activation.
+
+    ``s`` and ``u`` are the leading exponents (n → ∞). ``s_here`` is the slope the init
+    constants predict over the measured widths (:mod:`tpcheck.sizes`): where a growing term
+    still sits below a Θ(1) one, it differs from ``s``, and ``s_from`` is the width from which
+    the measured slope would come within the tolerance of ``s``.
+    """
 
     node: str | None  # None: no node of the exported graph maps to this activation
     s: sympy.Expr | None = None
     u: sympy.Expr | None = None
     why: str | None = None  # why there is no prediction
+    s_here: float | None = None
+    s_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,8 @@ class Record:
             "update": [[_num(v) for v in row] for row in self.update],
             "slopes": {"size": self.size_slope.to_json(),
                        "update": [s.to_json() for s in self.update_slopes]},
-            "predicted": {"node": p.node, "s": _exp(p.s), "u": _exp(p.u), "why": p.why},
+            "predicted": {"node": p.node, "s": _exp(p.s), "s_here": _num(p.s_here),
+                          "s_from_width": p.s_from, "u": _exp(p.u), "why": p.why},
             "verdict": self.verdict,
             "size_verdict": self.size_verdict, "update_verdict": self.update_verdict,
             "aliases": list(self.aliases),
@@ -215,15 +225,15 @@ class CoordResult:
         lines += [f"  DIVERGED: {d}" for d in self.divergences]
         at, last = self.verdict_step, self.steps
         shown = (at, last) if last != at else (at,)  # the judged step, then the last one
-        header = ("activation", "type", "s pred", "s meas", "u pred",
+        header = ("activation", "type", "s (n→∞)", "s here", "s meas", "u (n→∞)",
                   *(f"u meas t={t}" for t in shown), "verdict")
         rows = [header]
         for label, members in fold(self.records, lambda r: r.name, _fold_key):
             first = members[0]
             p = first.prediction
-            rows.append((label, first.module_type, _pretty(p.s), _folded(members, "size", 0),
-                         _pretty(p.u), *(_folded(members, "update", t - 1) for t in shown),
-                         first.verdict))
+            rows.append((label, first.module_type, _pretty(p.s), _here(p),
+                         _folded(members, "size", 0), _pretty(p.u),
+                         *(_folded(members, "update", t - 1) for t in shown), first.verdict))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines.append("")
         for row in rows:
@@ -233,6 +243,9 @@ class CoordResult:
         if wrapped:
             lines.append(f"{wrapped} wrapper outputs equal to an inner module's output are shown "
                          "once (JSON: aliases).")
+        if any(r.prediction.s_from for r in self.records):
+            lines.append("s here: the init-size slope the static analysis predicts over these "
+                         "widths, constants included; (s from n≈W): the width where s shows.")
         lines.append(self._summary())
         return "\n".join(lines)
 
@@ -308,7 +321,11 @@ def coord_check(spec: ModelSpec, *, widths: Sequence[int] | None = None, steps: 
         notes.append(f"{len(never)} trainable tensors had a zero gradient in all {steps} steps "
                      f"(unused, or behind more zero-initialised layers than steps): "
                      + ", ".join(never[:4]) + (" ..." if len(never) > 4 else ""))
-    records = _records(runs, widths, fitted, seeds, steps, verdict_step, propagation, tolerance)
+    sizes = None
+    if propagation is not None and len(fitted) >= 3:
+        sizes = node_sizes(propagation.measurement, sorted(set(fitted) | set(FAR_WIDTHS)))
+    records = _records(runs, widths, fitted, seeds, steps, verdict_step, propagation, sizes,
+                       tolerance)
     return CoordResult(spec.label, widths, steps, seeds, lr, optimizer, tolerance, verdict_step,
                        records, divergences, time.perf_counter() - start, tuple(notes))
 
@@ -547,7 +564,7 @@ def _optimizer(spec: ModelSpec, model: nn.Module, width: int,
 
 
 def _records(runs: dict[tuple[int, int], _Run], widths: tuple[int, ...], fitted: tuple[int, ...],
-             seeds: int, steps: int, verdict_step: int, propagation: Any,
+             seeds: int, steps: int, verdict_step: int, propagation: Any, sizes: Sizes | None,
              tolerance: float) -> tuple[Record, ...]:
     """Fit, predict and judge every activation recorded in all runs, in recording order."""
     ref = runs[widths[0], 0]
@@ -572,15 +589,16 @@ def _records(runs: dict[tuple[int, int], _Run], widths: tuple[int, ...], fitted:
         update_slopes = tuple(_slope_over_seeds([dict(zip(widths, delta[s][t], strict=True))
                                                  for s in range(seeds)], fitted)
                               for t in range(1, steps + 1))
-        pred = _prediction(propagation, ref, name, widths[0])
+        pred = _at_these_widths(_prediction(propagation, ref, name, widths[0]), ref.kind[name],
+                                sizes, fitted, tolerance)
         out.append(Record(
             name, ref.kind[name], ref.module_type[name], ref.shape[name],
             size=_seed_mean(size, range(steps + 1)), update=_seed_mean(delta, range(1, steps + 1)),
             size_slope=size_slope, update_slopes=update_slopes, prediction=pred,
             signature=ref.signature.get(_split_element(name)[0], ref.module_type[name]),
-            size_verdict=_verdict(pred.s, size_slope, tolerance, pred.node),
-            update_verdict=_verdict(pred.u, update_slopes[verdict_step - 1], tolerance,
-                                    pred.node),
+            size_verdict=_size_verdict(pred, size_slope, tolerance),
+            update_verdict=_update_verdict(pred.u, update_slopes[verdict_step - 1], tolerance,
+                                           pred.node),
             aliases=tuple(aliases[name])))
     return tuple(out)
 
@@ -640,8 +658,40 @@ def _slope_over_seeds(per_seed: list[dict[int, float]], widths: tuple[int, ...])
     return Slope(statistics.fmean(slopes), spread)
 
 
-def _verdict(pred: sympy.Expr | None, slope: Slope, tolerance: float, node: str | None) -> str:
-    """agree / disagree / not predicted / not measured for one exponent.
+def _size_verdict(pred: Prediction, slope: Slope, tolerance: float) -> str:
+    """The init size: the measured slope within ``tolerance`` of the slope the static analysis
+    predicts over the measured widths (``s_here``, or ``s`` where constants are unknown)."""
+    early = _undecided(pred.s, slope, pred.node)
+    if early:
+        return early
+    target = pred.s_here if pred.s_here is not None and math.isfinite(pred.s_here) else float(
+        pred.s)
+    return "agree" if abs(slope.mean - target) <= tolerance else "disagree"
+
+
+def _update_verdict(pred: sympy.Expr | None, slope: Slope, tolerance: float,
+                    node: str | None) -> str:
+    """The update: the same regime as ``u`` — Θ(1) (|slope| ≤ tolerance), grows, or shrinks.
+
+    ``u`` is a one-step, leading-order exponent; after the few steps a coord check takes, at
+    widths where lower-order terms still compete, the slope of a growing update lands anywhere
+    above the tolerance, so the verdict is on the regime; the JSON keeps both numbers.
+    """
+    early = _undecided(pred, slope, node)
+    if early:
+        return early
+    return "agree" if regime(slope.mean, tolerance) == regime(float(pred), 0.0) else "disagree"
+
+
+def regime(exponent: float, tolerance: float) -> str:
+    """``grows``, ``shrinks`` or ``Θ(1)``: where an exponent sits against ±tolerance."""
+    if exponent > tolerance:
+        return "grows"
+    return "shrinks" if exponent < -tolerance else "Θ(1)"
+
+
+def _undecided(pred: sympy.Expr | None, slope: Slope, node: str | None) -> str | None:
+    """The verdict where there is nothing to compare, else None.
 
     A prediction of −∞ (exactly zero: a zero init, nothing trainable upstream) agrees with a
     measurement that is exactly zero; against anything else it says nothing quantitative.
@@ -654,7 +704,7 @@ def _verdict(pred: sympy.Expr | None, slope: Slope, tolerance: float, node: str 
         return "not measured"
     if slope.mean == -math.inf:  # a size was predicted, the activation stayed exactly zero
         return "disagree"
-    return "agree" if abs(slope.mean - float(pred)) <= tolerance else "disagree"
+    return None
 
 
 # --------------------------------------------------------------------------- prediction
@@ -682,16 +732,40 @@ def _prediction(propagation: Any, run: _Run, name: str, width: int) -> Predictio
     elif kind == "logits":
         return _logits_prediction(propagation, name)
     else:
-        shapes = [run.shape[k] for k in run.shape if _split_element(k)[0] == path]
-        if shapes.count(run.shape[name]) > 1:
-            return Prediction(None, why="several outputs of the same shape")
         inside = [k for k, ne in nodes.items()
                   if ne.module == path or ne.module.startswith(path + ".")]
         matches = [k for k in inside if _shape_at(graph, k, width) == run.shape[name]]
         node = matches[-1] if matches else None
+        shapes = [run.shape[k] for k in run.shape if _split_element(k)[0] == path]
+        if shapes.count(run.shape[name]) > 1:
+            # several outputs of one shape (adaLN's shift/scale/gate chunks): the graph does
+            # not say which is which, but if every node leaving the module predicts the same,
+            # the prediction does not depend on it
+            leaving = [k for k in matches if any(
+                not (nodes[v].module == path or nodes[v].module.startswith(path + "."))
+                for v, _ in graph.users(k) if v in nodes) or k in propagation.outputs]
+            if len({(nodes[k].s, nodes[k].u) for k in leaving}) != 1:
+                return Prediction(None, why="several outputs of the same shape")
+            node = leaving[-1]
     if node is None:
         return Prediction(None, why="no graph node with this module and shape")
     return Prediction(node, nodes[node].s, nodes[node].u)
+
+
+def _at_these_widths(pred: Prediction, kind: str, sizes: Sizes | None, widths: tuple[int, ...],
+                     tolerance: float) -> Prediction:
+    """Add the finite-width slope of the init size, and the width where ``s`` takes over."""
+    if sizes is None or pred.node is None or pred.s is None:
+        return pred
+    table = sizes.logits if kind == "logits" else sizes.nodes
+    values = table.get(pred.node)
+    if values is None:
+        return pred
+    here = local_slope(values[[sizes.widths.index(w) for w in widths]], widths)
+    s_from = None
+    if pred.s.is_finite and abs(here - float(pred.s)) > tolerance:
+        s_from = crossover_width(values, sizes.widths, float(pred.s), tolerance)
+    return replace(pred, s_here=here, s_from=s_from)
 
 
 def _logits_prediction(propagation: Any, name: str) -> Prediction:
@@ -728,9 +802,9 @@ def _shape_at(graph: Any, node: str, width: int) -> tuple[int, ...] | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _num(x: float) -> float | str | None:
-    """A float for JSON: NaN → null, ±∞ → "inf" / "-inf"."""
-    if math.isnan(x):
+def _num(x: float | None) -> float | str | None:
+    """A float for JSON: None or NaN → null, ±∞ → "inf" / "-inf"."""
+    if x is None or math.isnan(x):
         return None
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
@@ -745,6 +819,24 @@ def _exp(x: sympy.Expr | None) -> float | int | str | None:
     if x == sympy.oo or x == -sympy.oo:
         return "inf" if x == sympy.oo else "-inf"
     return int(x) if isinstance(x, sympy.Integer) else float(x)
+
+
+def _here(p: Prediction) -> str:
+    """``s_here`` for the table, with the width where the leading exponent takes over."""
+    if p.s_here is None or math.isnan(p.s_here):
+        return "—"
+    if p.s_here == -math.inf:
+        return "zero"
+    text = f"{p.s_here:+.2f}"
+    if p.s_from:
+        text += f" (s from n≈{_short(p.s_from)})"
+    elif p.s is not None and p.s.is_finite and abs(p.s_here - float(p.s)) > 0.25:
+        text += f" (s beyond n≈{_short(FAR_WIDTHS[-1])})"
+    return text
+
+
+def _short(width: int) -> str:
+    return f"{width / 1000:.0f}k" if width >= 10_000 else f"{width:,}"
 
 
 def _pretty(x: sympy.Expr | None) -> str:
@@ -776,7 +868,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base learning rate (every param group rescaled; default: the "
                              "spec's optimizer as it is)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE,
-                        help=f"largest |slope − prediction| that agrees (default {TOLERANCE})")
+                        help=f"largest |measured − predicted| size slope that agrees, and the "
+                             f"band around 0 that counts as Θ(1) (default {TOLERANCE})")
     parser.add_argument("-o", "--output", default=None, metavar="PNG",
                         help="write the coord-check plot here (needs tpcheck[plots])")
     parser.add_argument("--format", choices=("text", "json"), default="text")
