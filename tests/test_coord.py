@@ -200,3 +200,16 @@ def test_attention_logits_are_recorded():
                                steps=1, seeds=1, static=False)
     logits = by_name(result)["logits"]
     assert logits.kind == "logits" and logits.size[0][0] > 0
+
+
+def test_uvit_residual_stream_is_flat_at_small_widths_and_predicted_so():
+    """U-ViT's std-0.02 blocks: the stream is n^1 as n → ∞ but flat at n ≤ 256, and the
+    constants-included prediction says so (and from which width n^1 shows)."""
+    from tpcheck.spec import load_target
+
+    result = coord.coord_check(load_target("uvit"), widths=(64, 128, 256), steps=1, seeds=1)
+    block = by_name(result)["in_blocks.0"]
+    assert block.prediction.s == 1
+    assert abs(block.size_slope.mean) < 0.25
+    assert block.size_verdict == "agree"
+    assert block.prediction.s_from is not None and block.prediction.s_from > 256

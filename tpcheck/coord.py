@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import sympy
 import torch
 import torch.nn.functional as F
@@ -635,15 +636,7 @@ def _slope(values: dict[int, float], widths: tuple[int, ...]) -> float:
     ys = [values[w] for w in widths]
     if len(widths) < 3 or any(not math.isfinite(y) for y in ys):
         return math.nan
-    if all(y == 0.0 for y in ys):
-        return -math.inf
-    if any(y <= 0.0 for y in ys):
-        return math.nan
-    xs = [math.log(w) for w in widths]
-    ls = [math.log(y) for y in ys]
-    mx, my = statistics.fmean(xs), statistics.fmean(ls)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ls, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs)
+    return local_slope(np.asarray(ys, dtype=float), widths)
 
 
 def _slope_over_seeds(per_seed: list[dict[int, float]], widths: tuple[int, ...]) -> Slope:
