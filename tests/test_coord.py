@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from fixtures.stack import Knobs
 from fixtures.stack import spec as stack_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from tpcheck import ModelSpec, TpcheckError, coord
@@ -119,7 +121,7 @@ class Residual(nn.Module):
     within 0.25 of 1) from ``n = √3 / 0.0004 ≈ 4,330``.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, std: float = 0.02) -> None:
         super().__init__()
         self.inp = nn.Linear(8, n, bias=False)
         self.hid1 = nn.Linear(n, n, bias=False)
@@ -129,7 +131,7 @@ class Residual(nn.Module):
         with torch.no_grad():
             self.inp.weight.normal_(0.0, 8 ** -0.5)
             for layer in (self.hid1, self.hid2):
-                layer.weight.normal_(0.0, 0.02)
+                layer.weight.normal_(0.0, std)
             self.out.weight.normal_(0.0, n ** -0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +154,19 @@ def test_finite_width_size_prediction_and_crossover():
     crossover = 3 ** 0.5 / 0.02 ** 2
     assert crossover / 2 ** 0.5 <= out.prediction.s_from <= crossover * 2 ** 0.5
     assert "s from n≈" in result.to_text()
+
+
+@settings(max_examples=6, deadline=None)
+@given(std=st.floats(min_value=0.004, max_value=0.25))
+def test_size_prediction_tracks_the_measured_slope_through_the_crossover(std):
+    """For any branch constant, from flat (std 0.004: crossover beyond 10⁵) to fully grown
+    (std 0.25: from n ≈ 30), the constants-included slope is what the model measures."""
+    spec = ModelSpec(lambda n: Residual(n, std), lambda n: (torch.randn(4, 8, 8),), (32, 64, 128),
+                     base_width=BASE, name="residual")
+    result = coord.coord_check(spec, widths=WIDTHS, steps=1, seeds=2)
+    out = by_name(result)["out"]
+    assert out.prediction.s == 1
+    assert out.prediction.s_here == pytest.approx(out.size_slope.mean, abs=0.15)
 
 
 def test_divergence_reported_with_width_and_step():
