@@ -42,7 +42,6 @@ SD3_WIDTHS = (1536, 3072, 4608)
 SD3_SMALL_WIDTHS = (384, 768, 1152)
 SD3_DEPTH = 24
 SD3_CONTEXT_TOKENS = 333  # 77 CLIP (padded to 4096 channels) + 256 T5-XXL tokens
-BATCH = 2
 TIMEOUT_S = 300.0
 ROWS = ("dit", "sd3", "sd3-reduced")
 DEFAULT_ROWS = ("dit", "sd3")  # ~1.6 min on 2 busy cores; sd3-reduced ~1.3 min more
@@ -59,55 +58,30 @@ MUP_LIMIT_BYTES = 8 * 10**9
 # Module-level so that the spawned child can import them; torch is imported inside.
 
 def dit_xl_2_spec(widths: tuple[int, ...] = DIT_WIDTHS, depth: int = 28):
-    """DiT-XL/2-shaped spec: the real DiT classes, head_dim 72 fixed (heads = n / 72)."""
-    import torch
+    """DiT-XL/2-shaped spec: the built-in DiT at DiT-XL/2's patch 2, 4 × 32 × 32 latent and
+    1000 classes, head_dim 72 fixed (heads = n / 72)."""
+    from dataclasses import replace
 
-    from tpcheck import ModelSpec
-    from tpcheck.models.dit import DiT, dit_xl_2_config
+    from tpcheck.models.dit import dit_spec
 
-    def config(n: int):
-        return dit_xl_2_config(hidden_size=n, depth=depth, head_dim=72, patch_size=2,
-                               input_size=32, in_channels=4, num_classes=1000)
-
-    def factory(n: int):
-        return DiT(config(n))
-
-    def inputs(n: int):
-        cfg = config(n)
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(BATCH, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
-        t = torch.rand(BATCH, generator=gen) * 1000
-        y = torch.randint(0, cfg.num_classes, (BATCH,), generator=gen)
-        return x, t, y
-
-    return ModelSpec(factory, inputs, widths, name=f"DiT-XL/2-shaped (depth {depth})",
-                     meta={"head_dim": "fixed"})
+    spec = dit_spec(depth, input_size=32, num_classes=1000, head_dim=72)
+    return replace(spec, widths=widths, base_width=None,
+                   name=f"DiT-XL/2-shaped (depth {depth})")
 
 
 def sd3_spec(widths: tuple[int, ...] = SD3_WIDTHS, depth: int = SD3_DEPTH):
-    """SD3-shaped MMDiT spec: head_dim 64 fixed, 1024 px (128 × 128 × 16 latent)."""
-    import torch
+    """SD3-shaped MMDiT spec: the built-in MMDiT at SD3-medium's config (head_dim 64,
+    1024 px: 128 × 128 × 16 latent) with SD3's text tokens."""
+    from dataclasses import replace
 
-    from tpcheck import ModelSpec
-    from tpcheck.models.mmdit import MMDiT, sd3_medium_config
+    from tpcheck.models.mmdit import MMDiTConfig, mmdit_spec
 
-    def config(n: int):
-        return sd3_medium_config(hidden_size=n, depth=depth, head_dim=64)
-
-    def factory(n: int):
-        return MMDiT(config(n))
-
-    def inputs(n: int):
-        cfg = config(n)
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(BATCH, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
-        t = torch.rand(BATCH, generator=gen) * 1000
-        context = torch.randn(BATCH, SD3_CONTEXT_TOKENS, cfg.joint_dim, generator=gen)
-        pooled = torch.randn(BATCH, cfg.pooled_dim, generator=gen)
-        return x, t, context, pooled
-
-    return ModelSpec(factory, inputs, widths, name=f"SD3-shaped MMDiT (depth {depth})",
-                     meta={"head_dim": "fixed"})
+    sd3 = MMDiTConfig()  # the defaults are SD3-medium's
+    spec = mmdit_spec(depth, context_length=SD3_CONTEXT_TOKENS, head_dim=sd3.head_dim,
+                      input_size=sd3.input_size, in_channels=sd3.in_channels,
+                      joint_dim=sd3.joint_dim, pooled_dim=sd3.pooled_dim)
+    return replace(spec, widths=widths, base_width=None,
+                   name=f"SD3-shaped MMDiT (depth {depth})")
 
 
 SPECS = {"dit": dit_xl_2_spec, "sd3": sd3_spec}

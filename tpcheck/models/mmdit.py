@@ -350,7 +350,8 @@ BATCH = 2
 CONTEXT_LENGTH = 8
 
 
-def _spec(name: str, meta: dict[str, Any], depth: int, overrides: dict[str, Any]) -> ModelSpec:
+def _spec(name: str, meta: dict[str, Any], depth: int, overrides: dict[str, Any],
+          context_length: int = CONTEXT_LENGTH) -> ModelSpec:
     small = {"input_size": 8, "patch_size": 2, "in_channels": 4, "joint_dim": 32,
              "pooled_dim": 24, "depth": depth}
 
@@ -365,20 +366,22 @@ def _spec(name: str, meta: dict[str, Any], depth: int, overrides: dict[str, Any]
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(BATCH, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
         t = torch.rand(BATCH, generator=gen) * 1000  # (B,) float timesteps
-        context = torch.randn(BATCH, CONTEXT_LENGTH, cfg.joint_dim, generator=gen)
+        context = torch.randn(BATCH, context_length, cfg.joint_dim, generator=gen)
         pooled = torch.randn(BATCH, cfg.pooled_dim, generator=gen)
         return x, t, context, pooled
 
     return ModelSpec(factory, inputs, WIDTHS, base_width=64, name=name, meta=meta)
 
 
-def mmdit_spec(depth: int = 2, **overrides: Any) -> ModelSpec:
+def mmdit_spec(depth: int = 2, context_length: int = CONTEXT_LENGTH,
+               **overrides: Any) -> ModelSpec:
     """Small MMDiT (8 × 8 × 4 latent, 8 text tokens of 32, pooled 24), head dim fixed at 16.
 
-    Depth 2: one full joint block and the context-pre-only last block.
+    Depth 2: one full joint block and the context-pre-only last block. ``overrides`` are
+    ``MMDiTConfig`` fields; ``context_length`` is the number of text tokens fed.
     """
     overrides = {"head_dim": 16, "num_heads": None, **overrides}
-    return _spec("mmdit", {"head_dim": "fixed"}, depth, overrides)
+    return _spec("mmdit", {"head_dim": "fixed"}, depth, overrides, context_length)
 
 
 def mmdit_growing_head_dim_spec(depth: int = 2, **overrides: Any) -> ModelSpec:
