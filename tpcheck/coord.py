@@ -232,7 +232,7 @@ class CoordResult:
         for label, members in fold(self.records, lambda r: r.name, _fold_key):
             first = members[0]
             p = first.prediction
-            rows.append((label, first.module_type, _pretty(p.s), _here(p),
+            rows.append((label, first.module_type, _pretty(p.s), _here(p, self.tolerance),
                          _folded(members, "size", 0), _pretty(p.u),
                          *(_folded(members, "update", t - 1) for t in shown), first.verdict))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -673,10 +673,10 @@ def _update_verdict(pred: sympy.Expr | None, slope: Slope, tolerance: float,
     early = _undecided(pred, slope, node)
     if early:
         return early
-    return "agree" if regime(slope.mean, tolerance) == regime(float(pred), 0.0) else "disagree"
+    return "agree" if _regime(slope.mean, tolerance) == _regime(float(pred), 0.0) else "disagree"
 
 
-def regime(exponent: float, tolerance: float) -> str:
+def _regime(exponent: float, tolerance: float) -> str:
     """``grows``, ``shrinks`` or ``Θ(1)``: where an exponent sits against ±tolerance."""
     if exponent > tolerance:
         return "grows"
@@ -814,7 +814,7 @@ def _exp(x: sympy.Expr | None) -> float | int | str | None:
     return int(x) if isinstance(x, sympy.Integer) else float(x)
 
 
-def _here(p: Prediction) -> str:
+def _here(p: Prediction, tolerance: float) -> str:
     """``s_here`` for the table, with the width where the leading exponent takes over."""
     if p.s_here is None or math.isnan(p.s_here):
         return "—"
@@ -823,7 +823,7 @@ def _here(p: Prediction) -> str:
     text = f"{p.s_here:+.2f}"
     if p.s_from:
         text += f" (s from n≈{_short(p.s_from)})"
-    elif p.s is not None and p.s.is_finite and abs(p.s_here - float(p.s)) > 0.25:
+    elif p.s is not None and p.s.is_finite and abs(p.s_here - float(p.s)) > tolerance:
         text += f" (s beyond n≈{_short(FAR_WIDTHS[-1])})"
     return text
 

@@ -10,6 +10,7 @@ are a power law at all.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -37,6 +38,21 @@ class Fit:
 
     def at(self, width: int) -> float:
         return self.values[width]
+
+    def predict(self, widths: Sequence[float]) -> list[float]:
+        """The fitted law (unsnapped exponent, geometric-mean constant) at other widths.
+
+        All-zero values stay zero; values that are zero at some widths only are no power law
+        and give their mean everywhere.
+        """
+        vals = list(self.values.values())
+        if math.isinf(self.raw):
+            return [0.0 for _ in widths]
+        if math.isnan(self.raw):
+            return [sum(vals) / len(vals) for _ in widths]
+        log_c = sum(math.log(v) + self.raw * math.log(w) for w, v in self.values.items()) / len(
+            vals)
+        return [math.exp(log_c - self.raw * math.log(w)) for w in widths]
 
 
 def fit_power_law(values: dict[int, float], samples: dict[int, int] | None = None) -> Fit:

@@ -31,6 +31,7 @@ import sympy
 
 from tpcheck.capture import OpNode
 from tpcheck.classify import EMBEDDING, MATMUL, SOFTMAX, Use, constant_factor, op_name
+from tpcheck.exponents import Fit, fit_power_law
 from tpcheck.graph import OpGraph
 from tpcheck.measure import Measurement
 from tpcheck.propagate import NORMS
@@ -130,7 +131,7 @@ class _Walk:
         for node in graph.shapes.nodes:
             if node.kind == "param":
                 init = self.measurement.tensors[param_of[node.name]].init
-                state[node.name] = self._extrapolate(init.values) ** 2
+                state[node.name] = self._extrapolate(init) ** 2
                 continue
             if node.kind in ("input", "buffer", "constant"):
                 state[node.name] = ones
@@ -223,7 +224,7 @@ class _Walk:
         d = self._dim(q, -1)
         traced = {w: self.graph.at_width(node.name, w).kwargs.get("scale")
                   for w in self.graph.shapes.widths}
-        scale = (self._extrapolate({w: float(v) for w, v in traced.items()})
+        scale = (self._extrapolate(fit_power_law({w: float(v) for w, v in traced.items()}))
                  if all(v is not None for v in traced.values()) else 1.0 / np.sqrt(d))
         return scale ** 2 * d * state[q] * state[k]
 
@@ -239,18 +240,9 @@ class _Walk:
 
     # ------------------------------------------------------------------ helpers
 
-    def _extrapolate(self, values: dict[int, float]) -> np.ndarray:
-        """A per-width measurement as a power law of n, at this walk's widths."""
-        ws = sorted(values)
-        vs = np.asarray([abs(values[w]) for w in ws], dtype=float)
-        if np.all(vs == 0):
-            return np.zeros_like(self.widths)
-        if np.any(vs == 0):
-            return np.full_like(self.widths, float(np.mean(vs)))
-        slope = local_slope(vs, ws)
-        logs = np.log(np.asarray(ws, dtype=float))
-        intercept = float(np.mean(np.log(vs)) - slope * logs.mean())
-        return np.exp(intercept + slope * np.log(self.widths))
+    def _extrapolate(self, fit: Fit) -> np.ndarray:
+        """A per-width measurement, fitted as a power law of n, at this walk's widths."""
+        return np.asarray(fit.predict(self.widths), dtype=float)
 
     def _constant(self, node: OpNode) -> np.ndarray:
         """The numeric factor a mul/div/linear node applies, extrapolated from its traces."""
@@ -260,7 +252,7 @@ class _Walk:
             if not factor:
                 return np.ones_like(self.widths)
             traced[w] = factor
-        return self._extrapolate(traced)
+        return self._extrapolate(fit_power_law(traced))
 
     def _at(self, expr: sympy.Expr) -> np.ndarray:
         f = sympy.lambdify(N, expr, "numpy")
