@@ -35,9 +35,9 @@ def step_times(steps: int) -> dict[str, Any]:
     import time
 
     import torch
+    from tpcheck.models.dit import dit_spec
 
     from tpcheck.convert import convert
-    from tpcheck.models.dit import dit_spec
 
     torch.set_num_threads(2)
     spec = dit_spec(depth=4)

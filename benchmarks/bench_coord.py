@@ -7,7 +7,7 @@ Both sides train the SP reference DiT (``tpcheck.models.dit.dit_spec(depth=4)``:
 latent, head dim 16, batch 2) with AdamW at one global LR on one fixed batch and record the
 mean |x| of every module output, then draw the plot:
 
-* tpcheck: ``coord_check(spec, widths, steps, seeds, lr)`` + ``coordplot.plot`` — the static
+* tpcheck: ``coord_check(spec, widths, steps, seeds, lr)`` + ``coord.plot.plot`` — the static
   prediction (export at the spec's 3 widths, measure, propagate), 5 forwards and 4 steps per
   (width, seed) with hooks, ``mean |x_t − x_0|`` and the attention logits, slopes, verdicts;
   also timed without the static part (``static=False``), the like-for-like row;
@@ -46,9 +46,10 @@ def run_tpcheck(widths: tuple[int, ...], depth: int, steps: int, seeds: int, lr:
 
     if threads:
         torch.set_num_threads(threads)
-    from tpcheck.coord import coord_check
-    from tpcheck.coordplot import plot
     from tpcheck.models.dit import dit_spec
+
+    from tpcheck.coord import coord_check
+    from tpcheck.coord.plot import plot
 
     start = time.perf_counter()
     result = coord_check(dit_spec(depth=depth), widths=widths, steps=steps, seeds=seeds, lr=lr,
@@ -74,7 +75,6 @@ def run_mup(widths: tuple[int, ...], depth: int, steps: int, seeds: int, lr: flo
     if threads:
         torch.set_num_threads(threads)
     from mup.coord_check import get_coord_data, plot_coord_data
-
     from tpcheck.models.dit import dit_spec
 
     spec = dit_spec(depth=depth)

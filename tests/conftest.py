@@ -14,6 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the hub
 
 from tpcheck.models import registry
+
 from tpcheck.pipeline import analyze, lint
 
 

@@ -27,10 +27,10 @@ import mup
 import torch
 from mup import MuReadout
 from torch import nn
+from tpcheck.models import dit, mmdit, pixart, uvit
 
 import tpcheck
 from tpcheck import ModelSpec
-from tpcheck.models import dit, mmdit, pixart, uvit
 from tpcheck.report import Report
 
 BASE_WIDTH = 64  # the reference specs' base width

@@ -16,11 +16,11 @@ from conftest import spec_of
 from fixtures.stack import LAYERS, Knobs, spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tpcheck.models.dit import DiT, DiTConfig
 
 import tpcheck
 from tpcheck.cli import main
 from tpcheck.convert import Plan, convert
-from tpcheck.models.dit import DiT, DiTConfig
 
 TARGETS = ["dit", "dit-growing-head-dim", "uvit", "uvit-growing-head-dim", "pixart",
            "pixart-growing-head-dim", "mmdit", "mmdit-growing-head-dim", "diffusers-dit",
@@ -46,7 +46,6 @@ def test_converted_dit_matches_the_mup_package() -> None:
     """Same per-tensor invariants I and U as DiT built with MuReadout + set_base_shapes +
     MuAdamW (tests/mup_models.py), both keeping DiT's zero-initialised readout."""
     from mup_models import _mup_spec, _reinit_dit
-
     from tpcheck.models import dit
 
     mup_dit = _mup_spec(dit.dit_spec(), "dit", zero_readout=True, reinit=_reinit_dit)

@@ -12,7 +12,6 @@ n = 32…512 (theory.md §4):
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -26,6 +25,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tpcheck import ModelSpec, TpcheckError, coord
+from tpcheck.cli import main
+from tpcheck.coord import judge
+from tpcheck.coord.record import OUTPUT
 
 BASE = 32
 WIDTHS = (32, 64, 128, 256, 512)
@@ -83,13 +85,13 @@ def test_sp_hidden_update_grows_like_n(sp):
     hid = by_name(sp)["hid"]
     assert hid.update_slopes[0].mean == pytest.approx(1.0, abs=0.15)
     assert hid.size_slope.mean == pytest.approx(0.0, abs=0.15)
-    out = by_name(sp)[coord.OUTPUT]
+    out = by_name(sp)[OUTPUT]
     assert out.update_slopes[0].mean > 1.0  # predicted 3/2: the SP readout blows up
     assert {r.verdict for r in sp.records} == {"agree"}
 
 
 def test_mup_updates_are_width_independent(mup):
-    for name in ("hid", "out", coord.OUTPUT):
+    for name in ("hid", "out", OUTPUT):
         for slope in by_name(mup)[name].update_slopes:
             assert abs(slope.mean) <= 0.15, (name, slope)
     assert mup.agreement_rate == 1.0
@@ -106,7 +108,7 @@ def test_static_prediction_beside_measurement(sp, mup):
 
 def test_disagreement_is_shown_not_hidden(sp):
     hid = by_name(sp)["hid"]
-    wrong = coord._update_verdict(hid.prediction.u - 1, hid.update_slopes[0], coord.TOLERANCE,
+    wrong = judge.update_verdict(hid.prediction.u - 1, hid.update_slopes[0], coord.TOLERANCE,
                                   "n")
     assert wrong == "disagree"
     text = sp.to_text()
@@ -180,11 +182,7 @@ def test_divergence_reported_with_width_and_step():
 def test_too_few_widths_is_a_user_error():
     with pytest.raises(TpcheckError, match="at least 3 distinct widths"):
         coord.coord_check(tiny_spec(mup=False), widths=(32, 64, 64))
-    parser = argparse.ArgumentParser()
-    coord.add_arguments(parser)
-    args = parser.parse_args(["dit", "--widths", "64,128"])
-    with pytest.raises(TpcheckError):
-        coord.run(args)  # the CLI turns this into exit code 2
+    assert main(["coord", "dit", "--widths", "64,128"]) == 2  # the CLI: exit 2, no traceback
 
 
 def test_json_has_the_documented_keys(sp):
@@ -204,7 +202,7 @@ def test_json_has_the_documented_keys(sp):
 
 def test_plot_writes_a_png(sp, tmp_path):
     pytest.importorskip("matplotlib")
-    from tpcheck.coordplot import plot
+    from tpcheck.coord.plot import plot
 
     path = plot(sp, tmp_path / "coord.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -220,7 +218,7 @@ def test_attention_logits_are_recorded():
 def test_uvit_residual_stream_is_flat_at_small_widths_and_predicted_so():
     """U-ViT's std-0.02 blocks: the stream is n^1 as n → ∞ but flat at n ≤ 256, and the
     constants-included prediction says so (and from which width n^1 shows)."""
-    from tpcheck.spec import load_target
+    from tpcheck.targets import load_target
 
     result = coord.coord_check(load_target("uvit"), widths=(64, 128, 256), steps=1, seeds=1)
     block = by_name(result)["in_blocks.0"]

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from expected_roles import EXPECTED_ROLES, ROLES, unmatched, unused_patterns
-
 from tpcheck.models import registry
 from tpcheck.models.dit import DiTConfig, sincos_pos_embed_2d
 from tpcheck.models.mmdit import MMDiTConfig

@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import report_of
+from tpcheck.rules import DOC_SECTIONS, catalogue, render_docs
 
 from tpcheck.cli import main
-from tpcheck.rules import DOC_SECTIONS, catalogue, render_docs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,10 @@ from fractions import Fraction as Fr
 
 import pytest
 from fixtures.stack import Knobs, spec
+from tpcheck.rules import catalogue
 
 import tpcheck
 import tpcheck.report
-from tpcheck.rules import catalogue
 
 MUP = Knobs()
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import sympy
 
-from tpcheck.classify import SEE_THROUGH, op_name
 from tpcheck.exponents import POWER_LAW_TOLERANCE, fit_power_law
-from tpcheck.graph import OpGraph
+from tpcheck.graph import SEE_THROUGH, OpGraph, op_name
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
 from tpcheck.propagate import Propagation
 from tpcheck.rules import Rule, glob_match

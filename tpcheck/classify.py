@@ -23,37 +23,22 @@ from dataclasses import dataclass, field
 import sympy
 
 from tpcheck.capture import OpNode, Ref
-from tpcheck.graph import OpGraph
+from tpcheck.graph import (
+    CONSTANT_ARITH,
+    CONV,
+    EMBEDDING,
+    MATMUL,
+    MATMUL_WITH_BIAS,
+    SEE_THROUGH,
+    SOFTMAX,
+    OpGraph,
+    constant_factor,
+    op_name,
+)
 from tpcheck.widths import SymShape, is_infinite
 
 ROLES = ("input", "hidden", "output", "vector", "scalar")
 UNUSED = "unused"
-
-#: Ops that only move, view, cast, select or combine values: a parameter seen through
-#: them is still the same parameter for classification.
-SEE_THROUGH = {
-    "view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "expand_as", "to",
-    "_to_copy", "type_as", "clone", "contiguous", "detach", "alias", "flatten", "unflatten",
-    "t", "transpose", "permute", "slice", "select", "chunk", "split", "split_with_sizes",
-    "unbind", "getitem", "cat", "concat", "stack", "repeat", "movedim", "lift_fresh_copy",
-    "dropout", "narrow", "index_select", "repeat_interleave", "_assert_tensor_metadata",
-}
-#: Ops through which a parameter passes when the other operand is a constant (a multiplier).
-CONSTANT_ARITH = {"mul", "div", "add", "sub", "rsub", "true_divide"}
-
-MATMUL = {"mm", "matmul", "bmm"}
-MATMUL_WITH_BIAS = {"addmm", "baddbmm", "addbmm"}
-CONV = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
-        "conv_transpose2d", "conv_transpose3d"}
-EMBEDDING = {"embedding", "embedding_bag", "_embedding_bag"}
-SOFTMAX = {"softmax", "_softmax", "_safe_softmax"}
-
-
-def op_name(target: str) -> str:
-    """``aten.linear.default`` -> ``linear``; non-ATen targets (``getitem``) unchanged."""
-    parts = target.split(".")
-    return parts[1] if len(parts) == 3 else parts[-1]
-
 
 @dataclass(frozen=True)
 class Use:
@@ -369,25 +354,6 @@ def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
     lshape = graph.shape(left.name) if isinstance(left, Ref) else None
     head_dim = lshape[-1] if lshape else None
     return Attention(node.name, "matmul", head_dim, factors, True, node.module, node.source)
-
-
-def constant_factor(node: OpNode) -> float | None:
-    """The factor ``node`` applies when it is ``x * c`` or ``x / c`` with a Python number c.
-
-    The one reader of numeric constants: forward multipliers (measure), their width
-    exponents (propagate) and attention logit scales (here) all go through it.
-    """
-    op = op_name(node.target)
-    if node.kind != "call" or op not in ("mul", "div", "true_divide") or len(node.args) != 2:
-        return None
-    numbers = [a for a in node.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    if len(numbers) != 1:
-        return None
-    if op == "mul":
-        return float(numbers[0])
-    if isinstance(node.args[1], (int, float)) and numbers[0] != 0:
-        return 1.0 / float(numbers[0])
-    return None
 
 
 def _scale_before(graph: OpGraph, name: str, width: int) -> float:

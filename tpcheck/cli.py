@@ -8,6 +8,7 @@ to fix it, never a traceback from inside torch.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from tpcheck import __version__
 from tpcheck.errors import TpcheckError
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_TOOL_ERROR = 0, 1, 2
+#: Default of ``coord --tolerance`` (tpcheck.coord.judge.TOLERANCE, kept here so --help is cheap).
+COORD_TOLERANCE = 0.25
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,13 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--widths", type=parse_widths, default=None)
     convert.set_defaults(run=_run_convert)
 
-    from tpcheck import coord
-
     coord_parser = sub.add_parser(
         "coord", help="coordinate check: measure activation and update sizes across widths "
                       "and compare them with lint's static prediction")
-    coord.add_arguments(coord_parser)
-    coord_parser.set_defaults(run=coord.run)
+    _coord_arguments(coord_parser)
+    coord_parser.set_defaults(run=_run_coord)
 
     explain = sub.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("rule", nargs="?", help="rule code (TP101) or name (sp-readout)")
@@ -118,7 +119,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 def _run_lint(args: argparse.Namespace) -> int:
     from tpcheck.config import load_config
     from tpcheck.pipeline import classify_only, lint
-    from tpcheck.spec import load_target
+    from tpcheck.targets import load_target
 
     config = load_config(args.config)
     targets = args.targets or list(config.targets)
@@ -162,7 +163,7 @@ def _run_lint(args: argparse.Namespace) -> int:
 def _run_convert(args: argparse.Namespace) -> int:
     from tpcheck.convert import changes, convert, own_init_std
     from tpcheck.fold import fold
-    from tpcheck.spec import load_target
+    from tpcheck.targets import load_target
 
     spec = load_target(args.target)
     if args.widths:
@@ -205,6 +206,65 @@ def _run_convert(args: argparse.Namespace) -> int:
         print(f"plan written to {args.output}: use it with `tpcheck lint {args.target} --plan "
               f"{args.output}` or Plan.load(...).apply(model)")
     return EXIT_CLEAN
+
+
+def _coord_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``tpcheck coord`` arguments."""
+    parser.add_argument("target", metavar="TARGET",
+                        help="built-in name (dit, uvit, pixart, mmdit, ...), package.module:attr "
+                             "or path/to/file.py:attr")
+    parser.add_argument("--plan", default=None, metavar="PLAN.json",
+                        help="check TARGET converted by this plan (tpcheck convert) instead")
+    parser.add_argument("--widths", type=parse_widths, default=None,
+                        help="comma-separated widths (≥ 3; default: the spec's), "
+                             "e.g. 64,96,128,192,256")
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps (default 4)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per width (default 3)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="base learning rate (every param group rescaled; default: the "
+                             "spec's optimizer as it is)")
+    parser.add_argument("--tolerance", type=float, default=COORD_TOLERANCE,
+                        help=f"largest |measured − predicted| size slope that agrees, and the "
+                             f"band around 0 that counts as Θ(1) (default {COORD_TOLERANCE})")
+    parser.add_argument("-o", "--output", default=None, metavar="PNG",
+                        help="write the coord-check plot here (needs tpcheck[plots])")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _run_coord(args: argparse.Namespace) -> int:
+    """``tpcheck coord``: 0 it ran, 1 a width diverged, 2 (TpcheckError) bad input."""
+    from tpcheck.targets import load_target
+
+    if args.output:  # fail before minutes of training, not after
+        from tpcheck.coord.plot import require_matplotlib
+
+        require_matplotlib()
+    spec = load_target(args.target)
+    plan = None
+    if args.plan:
+        try:
+            from tpcheck.convert import Plan
+        except ImportError as exc:
+            raise TpcheckError(f"--plan needs tpcheck.convert, which cannot be imported: {exc}",
+                               fix="update tpcheck, or check a μP ModelSpec as TARGET") from exc
+        plan = Plan.load(args.plan)
+    from tpcheck.coord import coord_check
+
+    result = coord_check(spec, widths=args.widths, steps=args.steps, seeds=args.seeds,
+                         lr=args.lr, plan=plan, tolerance=args.tolerance)
+    if args.output:
+        from tpcheck.coord.plot import plot
+
+        plot(result, args.output)
+    if args.format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.to_text())
+        if args.output:
+            print(f"plot: {args.output}")
+    if result.divergences:
+        print(f"tpcheck: {len(result.divergences)} run(s) diverged", file=sys.stderr)
+    return result.exit_code
 
 
 def _run_explain(args: argparse.Namespace) -> int:

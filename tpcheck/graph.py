@@ -1,4 +1,5 @@
-"""Graph: the traced ops as a networkx DiGraph whose shapes are written in the width ``n``.
+"""Graph: the traced ops as a networkx DiGraph whose shapes are written in the width ``n``,
+and the vocabulary every later stage reads it with (op names, op families, constants).
 
 Nodes are keyed by the exported node name and kept in graph order, so every analysis that
 walks the graph is deterministic. An edge ``u -> v`` carries ``positions``: where ``v``
@@ -16,6 +17,61 @@ import sympy
 from tpcheck.capture import OpNode
 from tpcheck.widths import Shapes
 
+#: Ops that only move, view, cast, select or combine values: a parameter seen through
+#: them is still the same parameter for classification.
+SEE_THROUGH = {
+    "view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "expand_as", "to",
+    "_to_copy", "type_as", "clone", "contiguous", "detach", "alias", "flatten", "unflatten",
+    "t", "transpose", "permute", "slice", "select", "chunk", "split", "split_with_sizes",
+    "unbind", "getitem", "cat", "concat", "stack", "repeat", "movedim", "lift_fresh_copy",
+    "dropout", "narrow", "index_select", "repeat_interleave", "_assert_tensor_metadata",
+}
+#: Ops through which a parameter passes when the other operand is a constant (a multiplier).
+CONSTANT_ARITH = {"mul", "div", "add", "sub", "rsub", "true_divide"}
+
+MATMUL = {"mm", "matmul", "bmm"}
+MATMUL_WITH_BIAS = {"addmm", "baddbmm", "addbmm"}
+CONV = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
+        "conv_transpose2d", "conv_transpose3d"}
+EMBEDDING = {"embedding", "embedding_bag", "_embedding_bag"}
+SOFTMAX = {"softmax", "_softmax", "_safe_softmax"}
+
+
+def op_name(target: str) -> str:
+    """``aten.linear.default`` -> ``linear``; non-ATen targets (``getitem``) unchanged."""
+    parts = target.split(".")
+    return parts[1] if len(parts) == 3 else parts[-1]
+
+
+#: Normalisations over the last dims: their output has size Θ(1) whatever the input's.
+NORMS = {"layer_norm", "native_layer_norm", "rms_norm", "group_norm", "native_group_norm",
+         "batch_norm", "_native_batch_norm_legit_no_training", "instance_norm"}
+
+
+def is_bias(node: OpNode, pos: str) -> bool:
+    """Whether argument ``pos`` of ``node`` is the additive bias of a linear, conv or addmm."""
+    op = op_name(node.target)
+    return (pos == "2" and op in ("linear", "conv1d", "conv2d", "conv3d", "convolution")) or (
+        pos == "0" and op in ("addmm", "baddbmm", "addbmm"))
+
+
+def constant_factor(node: OpNode) -> float | None:
+    """The factor ``node`` applies when it is ``x * c`` or ``x / c`` with a Python number c.
+
+    The one reader of numeric constants: forward multipliers (measure), their width
+    exponents (propagate) and attention logit scales (here) all go through it.
+    """
+    op = op_name(node.target)
+    if node.kind != "call" or op not in ("mul", "div", "true_divide") or len(node.args) != 2:
+        return None
+    numbers = [a for a in node.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(numbers) != 1:
+        return None
+    if op == "mul":
+        return float(numbers[0])
+    if isinstance(node.args[1], (int, float)) and numbers[0] != 0:
+        return 1.0 / float(numbers[0])
+    return None
 
 @dataclass(frozen=True)
 class OpGraph:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
-from tpcheck.capture import OpNode, build_model
-from tpcheck.classify import Classification, Use, constant_factor, op_name
+from tpcheck.capture import build_model
+from tpcheck.classify import Classification, Use
 from tpcheck.errors import TpcheckError
 from tpcheck.exponents import Fit, fit_power_law
-from tpcheck.graph import OpGraph
+from tpcheck.graph import OpGraph, constant_factor, is_bias
 from tpcheck.spec import ModelSpec
 from tpcheck.widths import is_infinite
 
@@ -253,16 +253,11 @@ def multiplier_nodes(graph: OpGraph, use: Use) -> tuple[str, ...]:
     if use.kind == "contraction":
         node = graph.node(use.node)
         for pos, ref in node.refs():
-            if ref.name != use.operand and pos in ("0", "1", "2") and not _is_bias(node, pos):
+            if ref.name != use.operand and pos in ("0", "1", "2") and not is_bias(node, pos):
                 nodes.extend(_chain_back(graph, ref.name))
         nodes.extend(_chain_forward(graph, use.node))
     return tuple(nodes)
 
-
-def _is_bias(node: OpNode, pos: str) -> bool:
-    op = op_name(node.target)
-    return (pos == "2" and op in ("linear", "conv1d", "conv2d", "conv3d", "convolution")) or (
-        pos == "0" and op in ("addmm", "baddbmm", "addbmm"))
 
 
 def _constant_factor(graph: OpGraph, name: str, width: int | None = None) -> float | None:

@@ -16,17 +16,14 @@ from dataclasses import dataclass
 import sympy
 
 from tpcheck.capture import OpNode, Ref
-from tpcheck.classify import EMBEDDING, MATMUL, SOFTMAX, constant_factor, op_name
 from tpcheck.exponents import fit_power_law
-from tpcheck.graph import OpGraph
+from tpcheck.graph import EMBEDDING, MATMUL, NORMS, SOFTMAX, OpGraph, constant_factor, op_name
 from tpcheck.measure import Measurement, UseExponents, multiplier_nodes
 from tpcheck.widths import is_infinite
 
 NEG_INF = -sympy.oo
 ZERO = sympy.Integer(0)
 HALF = sympy.Rational(1, 2)
-NORMS = {"layer_norm", "native_layer_norm", "rms_norm", "group_norm", "native_group_norm",
-         "batch_norm", "_native_batch_norm_legit_no_training", "instance_norm"}
 
 
 @dataclass(frozen=True)

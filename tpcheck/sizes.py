@@ -30,11 +30,10 @@ import numpy as np
 import sympy
 
 from tpcheck.capture import OpNode
-from tpcheck.classify import EMBEDDING, MATMUL, SOFTMAX, Use, constant_factor, op_name
+from tpcheck.classify import Use
 from tpcheck.exponents import Fit, fit_power_law
-from tpcheck.graph import OpGraph
+from tpcheck.graph import EMBEDDING, MATMUL, NORMS, SOFTMAX, OpGraph, constant_factor, op_name
 from tpcheck.measure import Measurement
-from tpcheck.propagate import NORMS
 from tpcheck.symbols import n as N
 
 #: Widths to look for the crossover on: a geometric grid far beyond any trainable model.

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from tpcheck.coord import CoordResult
+from tpcheck.coord.report import CoordResult
 from tpcheck.errors import TpcheckError
 from tpcheck.fold import fold
 
