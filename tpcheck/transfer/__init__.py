@@ -1,0 +1,1 @@
+"""μTransfer: tune on a small proxy, transfer to the large model (work in progress)."""
