@@ -29,8 +29,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     (f"{FIXTURE}:returns_none", ["returned NoneType, not a tpcheck.ModelSpec"]),
     (f"{FIXTURE}:factory_raises", ["factory raised ValueError at width", "not a multiple of 96",
                                    "bad_targets.py:"]),
-    (f"{FIXTURE}:untraceable", ["torch.export could not trace the model", "bad_targets.py:",
-                                "control flow"]),
     (f"{FIXTURE}:names_differ", ["parameter names differ across widths", "extra.weight",
                                  "only at n=128"]),
     (f"{FIXTURE}:not_affine", ["is not affine in the width", "ffn.weight", "n=128: 96"]),
@@ -46,10 +44,22 @@ def test_bad_target_exits_2_with_a_clear_message(capsys: pytest.CaptureFixture[s
         assert needle in err, f"{needle!r} not in:\n{err}"
 
 
-def test_untraceable_names_the_failing_source_line(capsys: pytest.CaptureFixture[str]) -> None:
-    _, err = run(capsys, f"{FIXTURE}:untraceable")
+def test_branch_on_tensor_values_names_the_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """``if h.sum() > 0`` runs eagerly (on the CPU), but takes different paths at different
+    widths: exit 2 naming the line, never a graph silently mixed from two paths."""
+    code, err = run(capsys, f"{FIXTURE}:untraceable")
+    assert code == 2 and "Traceback" not in err
+    assert "the traced graph differs between widths" in err
+    assert "control flow on tensor values" in err
+    assert "bad_targets.py:" in err
+
+
+def test_export_tracer_names_the_failing_source_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, f"{FIXTURE}:untraceable", "--tracer", "export")
     line = next(i for i, text in enumerate(FIXTURE.read_text().splitlines(), 1)
                 if "if h.sum() > 0" in text)
+    assert code == 2 and "Traceback" not in err
+    assert "torch.export could not trace the model" in err
     assert f"bad_targets.py:{line}" in err
 
 

@@ -1,21 +1,28 @@
-"""Capture: export the model at every traced width into a plain, picklable op list.
+"""Capture: build the model at every traced width, read its inits, trace one forward, and keep
+what later stages need as plain, picklable values.
 
-We use non-strict ``torch.export`` (design.md: ``fx.symbolic_trace`` fails on every diffusers
-transformer, export traces them all). Models are built under ``torch.device("meta")`` so
-that structure at realistic widths costs no weight memory; a model whose construction or
-forward cannot run on meta is rebuilt on the CPU at that width. The exported graph is read
-as is: ``run_decompositions()`` would turn ``linear`` into ``addmm`` and SDPA into
-``softmax + bmm``, losing the ops and the attention scale the rules need.
+Per width, in one pass and with no real weights where the model allows it:
+
+1. the spec's factory runs under ``torch.device("meta")`` and an
+   :class:`~tpcheck.inits.InitRecorder`, which reads every parameter's init size from its init
+   calls (:mod:`tpcheck.inits`);
+2. one forward is traced in train mode with every dropout probability at 0 (μP is about the
+   training graph), by the recorder (default) or ``torch.export`` (:mod:`tpcheck.tracers`);
+   modes and dropout probabilities are restored afterwards;
+3. the spec's optimizer is built on that model, and each parameter's param-group settings are
+   kept (learning rate, weight decay, ε, ...).
+
+A model whose construction or forward cannot run on meta (``nonzero`` on a mask, ``.tolist()``,
+numpy in the forward) is traced on the CPU with real values instead, at every width, so that
+all widths take the same path. Every failure in the user's code becomes a
+:class:`~tpcheck.errors.TpcheckError` naming the width and the user's source line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import time
-import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +30,17 @@ import torch
 from torch.utils._pytree import tree_map
 
 from tpcheck.errors import TpcheckError
+from tpcheck.inits import InitRead, InitRecorder
+from tpcheck.sources import definition_site, last_user_line, user_frame
 from tpcheck.spec import ModelSpec
+from tpcheck.tracers import TRACERS
+from tpcheck.tracers.record import Recorded
+
+DEVICES = ("auto", "meta", "cpu")
+#: Float attributes of modules that hold a dropout probability (diffusers' LabelEmbedding has
+#: ``dropout_prob``; DiT's label dropout ``class_dropout_prob``): zeroed while tracing.
+_DROPOUT_ATTRS = ("dropout_prob", "class_dropout_prob", "drop_prob", "dropout_p",
+                  "attention_dropout", "attn_dropout", "proj_dropout", "dropout")
 
 
 @dataclass(frozen=True)
@@ -38,11 +55,12 @@ class Ref:
 
 @dataclass(frozen=True)
 class OpNode:
-    """One node of an exported graph, with torch objects replaced by plain values.
+    """One node of a traced graph, with torch objects replaced by plain values.
 
-    ``kind`` is ``param``, ``buffer``, ``input``, ``call`` or ``output``; ``target`` is the
-    op's qualified name (``aten.linear.default``) for calls, the parameter's qualified name
-    for ``param`` and ``buffer``. ``shape`` is the shape of the (first) tensor output.
+    ``kind`` is ``param``, ``buffer``, ``input``, ``constant``, ``call`` or ``output``;
+    ``target`` is the op's name as the tracer wrote it (``aten.linear.default``, ``linear``,
+    ``getitem``) for calls, the qualified name for ``param`` and ``buffer``. ``shape`` is the
+    shape of the (first) tensor output.
     """
 
     name: str
@@ -84,18 +102,25 @@ class ParamInfo:
 
 @dataclass(frozen=True)
 class Trace:
-    """The model's exported graph at one width."""
+    """Everything captured at one width: graph, parameters, inits, optimizer settings."""
 
     width: int
     params: dict[str, ParamInfo]
     nodes: tuple[OpNode, ...]
     device: str  # "meta" or "cpu": where the model was built for this trace
     seconds: float
+    inits: dict[str, InitRead] = field(default_factory=dict)
+    #: Each trainable parameter's param-group settings (lr, weight_decay, eps, ...), by name;
+    #: a parameter in no group is absent. None: the optimizer could not be built here.
+    groups: dict[str, dict[str, Any]] | None = None
+    optimizer: type | None = None
+    optimizer_error: str | None = None
+    tracer: str = "record"
 
 
 @dataclass(frozen=True)
 class Capture:
-    """The exported graphs of one ModelSpec at every traced width."""
+    """The traces of one ModelSpec at every traced width."""
 
     spec: ModelSpec
     traces: dict[int, Trace]
@@ -104,36 +129,101 @@ class Capture:
     def widths(self) -> tuple[int, ...]:
         return tuple(sorted(self.traces))
 
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(sorted({t.device for t in self.traces.values()}))
 
-def capture(spec: ModelSpec, *, device: str = "auto") -> Capture:
-    """Export ``spec``'s model at every width.
 
-    ``device="meta"`` requires that model and forward run on the meta device,
-    ``"cpu"`` builds real weights, ``"auto"`` tries meta and falls back to the CPU.
+def capture(spec: ModelSpec, *, tracer: str = "record", device: str = "auto",
+            progress: Callable[[str], None] | None = None) -> Capture:
+    """Build and trace ``spec`` at every width.
+
+    ``device="meta"`` requires that the model and its forward run on meta, ``"cpu"`` builds
+    real weights, ``"auto"`` uses meta and falls back to the CPU (at every width) when the
+    factory or the forward needs real values.
     """
-    if device not in ("auto", "meta", "cpu"):
-        raise TpcheckError(f"unknown capture device {device!r}", fix="use auto, meta or cpu")
-    traces = {w: trace_width(spec, w, device=device) for w in sorted(set(spec.widths))}
-    return Capture(spec=spec, traces=traces)
-
-
-def trace_width(spec: ModelSpec, width: int, *, device: str = "auto") -> Trace:
-    """Build ``spec``'s model at ``width`` and export its forward."""
-    start = time.perf_counter()
-    if device in ("auto", "meta"):
+    if tracer not in TRACERS:
+        raise TpcheckError(f"unknown tracer {tracer!r}.", fix="use " + " or ".join(TRACERS))
+    if device not in DEVICES:
+        raise TpcheckError(f"unknown capture device {device!r}.", fix="use auto, meta or cpu")
+    widths = sorted(set(spec.widths))
+    where = "cpu" if device == "cpu" else "meta"
+    traces: dict[int, Trace] = {}
+    for w in widths:
+        if progress:
+            progress(f"tracing width {w} on {where}")
         try:
-            model, args, kwargs = _build(spec, width, "meta")
-            program = _export(model, args, kwargs, spec, width)
-            return _read(program, model, width, "meta", start)
-        except TpcheckError:
+            traces[w] = trace_width(spec, w, tracer=tracer, device=where)
+        except _NeedsRealValues as exc:
             if device == "meta":
-                raise
-        except Exception:
+                cause = exc.__cause__ or exc
+                raise TpcheckError(
+                    f"the model cannot be built or traced on the meta device at width {w}: "
+                    f"{type(cause).__name__}: {str(cause).strip()[:300]}",
+                    where=where_in(spec, w, cause),
+                    fix="use --device auto (falls back to the CPU) or --device cpu") from cause
+            where = "cpu"  # every width on the CPU, so that all take the same path
+            for done in [*traces, w]:
+                if progress:
+                    progress(f"tracing width {done} on cpu (the forward needs real values)")
+                traces[done] = trace_width(spec, done, tracer=tracer, device="cpu")
+    return Capture(spec=spec, traces=dict(sorted(traces.items())))
+
+
+class _NeedsRealValues(Exception):
+    """The model could not be built or run on meta: retry on the CPU."""
+
+
+def trace_width(spec: ModelSpec, width: int, *, tracer: str = "record",
+                device: str = "meta") -> Trace:
+    """Build ``spec``'s model at ``width`` on ``device``, read its inits, trace its forward."""
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
+        torch.manual_seed(0)
+        try:
+            model, inits = build_with_inits(spec, width, device)
+            args, kwargs = example_inputs(spec, width, device)
+        except TpcheckError as exc:
             if device == "meta":
-                raise
-    model, args, kwargs = _build(spec, width, "cpu")
-    program = _export(model, args, kwargs, spec, width)
-    return _read(program, model, width, "cpu", start)
+                raise _NeedsRealValues from (exc.__cause__ or exc)
+            raise
+        recorded = _trace(spec, model, args, kwargs, width, tracer, device)
+        groups, optimizer, error = optimizer_settings(spec, model, width)
+    trace = read(recorded, model, width, device, start, tracer)
+    return Trace(width=trace.width, params=trace.params, nodes=trace.nodes, device=device,
+                 seconds=time.perf_counter() - start, inits=inits, groups=groups,
+                 optimizer=optimizer, optimizer_error=error, tracer=tracer)
+
+
+def _trace(spec: ModelSpec, model: torch.nn.Module, args: tuple, kwargs: dict, width: int,
+           tracer: str, device: str) -> Recorded:
+    if tracer == "export":
+        from tpcheck.tracers.export import export as run
+    else:
+        from tpcheck.tracers.record import record as run
+    try:
+        with training_graph(model):
+            return run(model, args, kwargs)
+    except Exception as exc:
+        if device == "meta":
+            raise _NeedsRealValues from exc
+        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if tracer == "export":
+            raise TpcheckError(
+                f"torch.export could not trace the model at width {width}: "
+                f"{type(exc).__name__}: {summary[:400]}",
+                where=where_in(spec, width, exc),
+                fix="trace with the recorder (the default, --tracer record), or make forward "
+                    "traceable by torch.export(strict=False): no Python control flow on "
+                    "tensor values, no .item()/.tolist() on activations") from exc
+        raise TpcheckError(
+            f"the model's forward raised {type(exc).__name__} at width {width}: {summary[:400]}",
+            where=where_in(spec, width, exc),
+            fix="make forward(*inputs(width)) run at every traced width (check the example "
+                "inputs' shapes and dtypes against the forward's signature)") from exc
+
+
+# --- building ---------------------------------------------------------------------------------
 
 
 def build_model(spec: ModelSpec, width: int, device: str = "cpu") -> torch.nn.Module:
@@ -145,7 +235,7 @@ def build_model(spec: ModelSpec, width: int, device: str = "cpu") -> torch.nn.Mo
     except Exception as exc:
         raise TpcheckError(
             f"the model factory raised {type(exc).__name__} at width {width}: {exc}",
-            where=_where(spec, width, exc),
+            where=where_in(spec, width, exc),
             fix="make factory(width) build the model for every traced width "
                 "(check that the width divides by the head dim)",
         ) from exc
@@ -156,13 +246,21 @@ def build_model(spec: ModelSpec, width: int, device: str = "cpu") -> torch.nn.Mo
     return model
 
 
+def build_with_inits(spec: ModelSpec, width: int, device: str
+                     ) -> tuple[torch.nn.Module, dict[str, InitRead]]:
+    """The model at ``width`` and every parameter's init read from its init calls."""
+    with InitRecorder() as recorder:
+        model = build_model(spec, width, device)
+    return model, recorder.read(model)
+
+
 def example_inputs(spec: ModelSpec, width: int, device: str = "cpu") -> tuple[tuple, dict]:
     """The spec's example inputs at ``width`` as ``(args, kwargs)`` on ``device``."""
     try:
         raw = spec.inputs(width)
     except Exception as exc:
         raise TpcheckError(f"inputs({width}) raised {type(exc).__name__}: {exc}",
-                           where=_where(spec, width, exc),
+                           where=where_in(spec, width, exc),
                            fix="make inputs(width) return example forward inputs") from exc
     if isinstance(raw, dict):
         args, kwargs = (), dict(raw)
@@ -181,123 +279,66 @@ def example_inputs(spec: ModelSpec, width: int, device: str = "cpu") -> tuple[tu
     return tree_map(move, args), tree_map(move, kwargs)
 
 
-def _build(spec: ModelSpec, width: int, device: str) -> tuple[torch.nn.Module, tuple, dict]:
-    model = build_model(spec, width, device)
-    args, kwargs = example_inputs(spec, width, device)
-    return model, args, kwargs
-
-
-def _export(model: torch.nn.Module, args: tuple, kwargs: dict, spec: ModelSpec,
-            width: int) -> torch.export.ExportedProgram:
-    try:
-        with _quiet(), _prepared(model):
-            return torch.export.export(model, args, kwargs, strict=False)
-    except Exception as exc:
-        summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TpcheckError(
-            f"torch.export could not trace the model at width {width}: "
-            f"{type(exc).__name__}: {summary[:400]}",
-            where=_where(spec, width, exc),
-            fix="make forward traceable by torch.export(strict=False): no Python control flow "
-                "on tensor values, no .item()/.tolist() on activations, no data-dependent shapes",
-        ) from exc
-
-
 @contextlib.contextmanager
-def _prepared(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and pinned width multipliers for the trace, undone afterwards.
+def training_graph(model: torch.nn.Module) -> Iterator[None]:
+    """Train mode with every dropout probability at 0, undone afterwards.
 
-    A factory may hand back an object the user still holds; tracing must leave it as it was.
+    μP is about the training graph: ``eval()`` can take inference-only paths (cached
+    projections, numpy routing). Dropout off keeps the traced forward deterministic. A factory
+    may hand back an object the user still holds, so everything is restored.
     """
     modes = {m: m.training for m in model.modules()}
-    pinned = pin_width_mults(model)
-    model.eval()  # dropout and label dropout off: the graph we analyse is deterministic
+    saved: list[tuple[Any, str, Any]] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            saved.append((module, "p", module.p))
+            module.p = 0.0
+        for attr in _DROPOUT_ATTRS:
+            value = module.__dict__.get(attr)
+            if isinstance(value, float) and 0.0 < value < 1.0:
+                saved.append((module, attr, value))
+                setattr(module, attr, 0.0)
+    model.train()
     try:
         yield
     finally:
-        for module in pinned:
-            del module.width_mult
+        for module, attr, value in saved:
+            setattr(module, attr, value)
         for module, mode in modes.items():
             module.training = mode
 
 
-def pin_width_mults(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """Freeze mup's ``width_mult()`` into a Python float on every module that has one.
-
-    mup's ``MuReadout.forward`` divides by ``self.weight.infshape.width_mult()``, an attribute
-    that the fake parameters of ``torch.export`` do not carry (mup issue #60), so such models
-    do not export as they are. The value is a constant per width, which is all export needs;
-    the model is tpcheck's own instance, built by the spec's factory for this trace.
-    """
-    pinned = []
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if callable(getattr(module, "width_mult", None)) and hasattr(weight, "infshape"):
-            value = float(module.width_mult())
-            module.width_mult = lambda value=value: value  # instance attribute shadows method
-            pinned.append(module)
-    return pinned
+def optimizer_settings(spec: ModelSpec, model: torch.nn.Module, width: int
+                        ) -> tuple[dict[str, dict[str, Any]] | None, type | None, str | None]:
+    """Each parameter's param-group settings in the spec's optimizer, by qualified name."""
+    try:
+        opt = spec.build_optimizer(model, width)
+    except TpcheckError as exc:
+        return None, None, exc.render()
+    by_id: dict[int, dict[str, Any]] = {}
+    for group in opt.param_groups:
+        settings = {k: v for k, v in group.items() if k != "params"}
+        for p in group["params"]:
+            by_id[id(p)] = settings
+    groups = {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+    return groups, type(opt), None
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence export's warnings and log dumps: a failure is reported by us, in one message."""
-    import logging
-    import warnings
-
-    loggers = [logging.getLogger(name) for name in ("torch", "torch.export",
-                                                    "torch.fx.experimental.symbolic_shapes",
-                                                    "torch._dynamo", "torch._export")]
-    levels = [lg.level for lg in loggers]
-    import io
-
-    sink = io.StringIO()  # export prints the partial graph of a failed trace to stdout
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
-            contextlib.redirect_stderr(sink):
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.setLevel(level)
-
-
-def _where(spec: ModelSpec, width: int, exc: BaseException) -> str:
+def where_in(spec: ModelSpec, width: int, exc: BaseException) -> str:
     """Target and width, plus the innermost source line of the user's code in ``exc``."""
     where = f"{spec.label}, width {width}"
     line = user_frame(exc)
     return f"{where}, {line}" if line else where
 
 
-def user_frame(exc: BaseException) -> str | None:
-    """The innermost traceback frame outside torch, tpcheck and the standard library."""
-    torch_dir = os.path.dirname(torch.__file__)
-    own_dir = os.path.dirname(__file__)
-    skip = (torch_dir, own_dir, os.path.dirname(os.__file__))
-    best = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(skip) or "site-packages/torch" in frame.filename:
-            continue
-        if frame.filename.startswith("<"):
-            continue
-        best = f"{frame.filename}:{frame.lineno} ({frame.line or frame.name})"
-    return best
+# --- reading a traced graph into OpNodes ------------------------------------------------------
 
 
-# --- reading an ExportedProgram into OpNodes ---------------------------------------------
-
-
-def _read(program: torch.export.ExportedProgram, model: torch.nn.Module, width: int,
-          device: str, start: float) -> Trace:
-    sig = program.graph_signature
-    to_param = dict(sig.inputs_to_parameters)
-    to_buffer = dict(sig.inputs_to_buffers)
-    user_inputs = set(sig.user_inputs)
-    params = _params(model)
+def read(recorded: Recorded, model: torch.nn.Module, width: int, device: str, start: float,
+         tracer: str = "record") -> Trace:
+    """The plain-value form of a traced graph, the same for both tracers."""
     nodes: list[OpNode] = []
-    for node in program.graph.nodes:
+    for node in recorded.graph.nodes:
         shape = _shape(node.meta.get("val"))
         stack = node.meta.get("nn_module_stack") or {}
         module, module_type = ("", "")
@@ -306,29 +347,24 @@ def _read(program: torch.export.ExportedProgram, model: torch.nn.Module, width: 
             module = _clean_module_path(module)
             module_type = module_type if isinstance(module_type, str) else getattr(
                 module_type, "__qualname__", str(module_type))
-        source = _last_line(node.meta.get("stack_trace"))
-        if node.op == "placeholder":
-            if node.name in to_param:
-                kind, target = "param", to_param[node.name]
-            elif node.name in to_buffer:
-                kind, target = "buffer", to_buffer[node.name]
-            else:
-                kind = "input" if node.name in user_inputs else "constant"
-                target = node.name
+        source = last_user_line(node.meta.get("stack_trace"))
+        if node.op in ("placeholder", "get_attr"):
+            kind, target = recorded.leaves.get(node.name, ("constant", node.name))
             nodes.append(OpNode(node.name, kind, target, shape=shape))
         elif node.op == "call_function":
             nodes.append(OpNode(
-                name=node.name, kind="call", target=_target_name(node.target),
+                name=node.name, kind="call",
+                target=node.meta.get("target") or _target_name(node.target),
                 args=tuple(_plain(a) for a in node.args),
                 kwargs={k: _plain(v) for k, v in node.kwargs.items()},
                 shape=shape, module=module, module_type=module_type, source=source))
         elif node.op == "output":
             nodes.append(OpNode(node.name, "output", "output",
                                 args=tuple(_plain(a) for a in node.args)))
-        else:  # get_attr / call_module do not appear in export's ATen graphs; keep them visible
+        else:  # call_module / call_method do not appear in either tracer's graphs
             nodes.append(OpNode(node.name, node.op, str(node.target), shape=shape))
-    return Trace(width=width, params=params, nodes=tuple(nodes), device=device,
-                 seconds=time.perf_counter() - start)
+    return Trace(width=width, params=_params(model), nodes=tuple(nodes), device=device,
+                 seconds=time.perf_counter() - start, tracer=tracer)
 
 
 def _params(model: torch.nn.Module) -> dict[str, ParamInfo]:
@@ -369,6 +405,8 @@ def _plain(arg: Any) -> Any:
         return str(arg)
     if isinstance(arg, (torch.SymInt, torch.SymFloat, torch.SymBool)):
         return str(arg)
+    if isinstance(arg, slice):
+        return slice(_plain(arg.start), _plain(arg.stop), _plain(arg.step))
     return arg
 
 
@@ -390,78 +428,3 @@ def _clean_module_path(path: str) -> str:
         if part:
             out.append(part.strip("'\""))
     return ".".join(out)
-
-
-def _last_line(stack: str | None) -> str | None:
-    """``file:line`` of the innermost frame of a node's stack trace in the model's own code.
-
-    Frames inside torch (``nn.Linear.forward``) say nothing to the user: the line that
-    called the module does.
-    """
-    if not stack:
-        return None
-    last = None
-    for line in stack.splitlines():
-        line = line.strip()
-        if line.startswith('File "'):
-            try:
-                fname = line.split('"')[1]
-                lineno = line.split("line ")[1].split(",")[0]
-            except IndexError:
-                continue
-            if _is_library_file(fname):
-                continue
-            last = f"{fname}:{lineno}"
-    return last
-
-
-def _is_library_file(path: str) -> bool:
-    torch_dir = os.path.dirname(torch.__file__)
-    return path.startswith(torch_dir) or (os.sep + "torch" + os.sep in path and (
-        "site-packages" in path or "dist-packages" in path))
-
-
-def definition_site(model: torch.nn.Module, name: str) -> str | None:
-    """``file:line`` where the parameter, or the module holding it, is assigned in its
-    parent's ``__init__`` (``self.qkv = nn.Linear(...)``): where a user fixes its init."""
-    parts = name.split(".")
-    owner: Any = model
-    chain = [model]
-    for part in parts[:-1]:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            return None
-        chain.append(owner)
-    # walk up until an attribute assignment is found in user code (skips nn.Linear itself)
-    for depth in range(len(parts) - 1, -1, -1):
-        parent = chain[depth]
-        attr = parts[depth]
-        site = _assignment_line(type(parent), attr)
-        if site is not None:
-            return site
-    return None
-
-
-@functools.cache
-def _assignment_line(cls: type, attr: str) -> str | None:
-    """Cached per (class, attribute): reading a class's source parses its whole module."""
-    import inspect
-    import re
-
-    if attr.isdigit():  # an item of an nn.ModuleList / Sequential: no attribute to find
-        return None
-    pattern = re.compile(rf"self\.{re.escape(attr)}\s*(:[^=]+)?=")
-    for klass in cls.__mro__:
-        if klass in (torch.nn.Module, object):
-            break
-        try:
-            lines, start = inspect.getsourcelines(klass)
-            path = inspect.getsourcefile(klass)
-        except (OSError, TypeError):
-            continue
-        if path is None or _is_library_file(path):
-            continue
-        for offset, text in enumerate(lines):
-            if pattern.search(text):
-                return f"{path}:{start + offset}"
-    return None

@@ -18,7 +18,7 @@ from tpcheck.exponents import POWER_LAW_TOLERANCE, fit_power_law
 from tpcheck.graph import SEE_THROUGH, OpGraph, op_name
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
 from tpcheck.propagate import Propagation
-from tpcheck.rules import Rule, glob_match
+from tpcheck.rules import Rule, by_code, glob_match
 from tpcheck.symbols import n
 from tpcheck.widths import is_infinite
 
@@ -93,36 +93,54 @@ def evaluate(rule: Rule, facts: dict[str, Any]) -> tuple[bool, Any, Any]:
     expected = _value(rule.expected, facts)
     if found is None or expected is None:
         return False, found, expected
-    numeric = {k: v for k, v in facts.items() if isinstance(v, (sympy.Basic, int, bool))}
-    numeric["found"], numeric["expected"] = found, expected
-    needed = {str(s) for s in rule.condition.free_symbols}
-    if not needed <= set(numeric):
-        return False, found, expected
-    key = (rule.code, tuple(sorted((k, sympy.sympify(numeric[k])) for k in needed)))
-    return _holds(key), found, expected
+    needed = _symbols(rule.violation)
+    values = {**facts, "found": found, "expected": expected}
+    items = []
+    for name in needed:
+        value = values.get(name)
+        if not isinstance(value, (sympy.Basic, int, bool)):
+            return False, found, expected
+        items.append((name, value if isinstance(value, sympy.Basic) else sympy.sympify(value)))
+    return _holds((rule.code, tuple(items))), found, expected
 
 
 @lru_cache(maxsize=65536)
 def _holds(key: tuple) -> bool:
     code, items = key
-    from tpcheck.rules import by_code
-
     cond = by_code()[code].condition
-    value = cond.subs({sympy.Symbol(k): v for k, v in items})
-    return bool(value == sympy.true or value is True)
+    value = cond.xreplace({sympy.Symbol(k): v for k, v in items})
+    return value is sympy.true or value is True
+
+
+@lru_cache(maxsize=512)
+def _symbols(text: str) -> tuple[str, ...]:
+    """The fact names a rule's condition reads, in a stable order."""
+    return tuple(sorted(str(s) for s in _parsed(text).free_symbols))
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Any:
+    """A rule's ``found`` / ``expected`` / ``violation`` text as SymPy, parsed once."""
+    try:
+        return sympy.sympify(text, locals={"oo": sympy.oo})
+    except (sympy.SympifyError, SyntaxError, TypeError):
+        return text
 
 
 def _value(text: str, facts: dict[str, Any]) -> Any:
     if text in facts:
         return facts[text]
-    try:
-        expr = sympy.sympify(text, locals={"oo": sympy.oo})
-    except (sympy.SympifyError, SyntaxError, TypeError):
-        return text
-    subs = {sympy.Symbol(k): v for k, v in facts.items() if isinstance(v, sympy.Basic)}
-    value = expr.subs(subs)
-    names = {str(s) for s in value.free_symbols} - {"n"}
-    return None if names else value
+    expr = _parsed(text)
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    mapping = {}
+    for symbol in expr.free_symbols:
+        value = facts.get(str(symbol))
+        if isinstance(value, sympy.Basic):
+            mapping[symbol] = value
+        elif str(symbol) != "n":
+            return None
+    return expr.xreplace(mapping) if mapping else expr
 
 
 # --- tensors -----------------------------------------------------------------------------

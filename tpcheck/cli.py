@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="text format: print findings only, not the tensor table")
     lint.add_argument("--device", choices=("auto", "meta", "cpu"), default="auto",
                       help="where to build models for tracing (default: meta, else cpu)")
+    lint.add_argument("--tracer", choices=("record", "export"), default="record",
+                      help="record: run the forward eagerly and record every torch call "
+                           "(default); export: torch.export, as a second opinion")
+    lint.add_argument("--sample", action="store_true",
+                      help="sample every init on real CPU weights at every width instead of "
+                           "reading it from the init calls (slow; a cross-check)")
     lint.add_argument("--config", default=None,
                       help="pyproject.toml to read [tool.tpcheck] from (default: nearest)")
     lint.add_argument("-o", "--output", default=None, help="write the report to this file")
@@ -145,10 +151,10 @@ def _run_lint(args: argparse.Namespace) -> int:
         if plan is not None:
             spec = plan.spec(spec)
         if args.roles_only:
-            report = classify_only(spec, device=args.device)
+            report = classify_only(spec, device=args.device, tracer=args.tracer)
         else:
             report = lint(spec, select=select, ignore=ignore, ignores=config.per_tensor_ignores,
-                          device=args.device)
+                          device=args.device, tracer=args.tracer, sample=args.sample)
         outputs.append(report.render(fmt, tensors=not args.no_tensors))
         worst = max(worst, report.exit_code)
     text = "\n\n".join(outputs)

@@ -32,7 +32,7 @@ import sympy
 import torch
 
 from tpcheck import __version__
-from tpcheck.capture import build_model
+from tpcheck.capture import build_model, build_with_inits
 from tpcheck.errors import TpcheckError
 from tpcheck.spec import ModelSpec
 from tpcheck.symbols import n, parse
@@ -278,7 +278,7 @@ def convert(spec: ModelSpec, *, base_width: int | None = None, style: str = "ini
     classification = analyze(spec)
     measurement = measure(spec, classification, seeds=seeds)
     std_base = ({name: tm.init.values[base] for name, tm in measurement.tensors.items()}
-                if base in classification.graph.shapes.widths else _base_rms(spec, base, seeds))
+                if base in classification.graph.shapes.widths else own_init_std(spec, base))
     tensors = {}
     for name, t in classification.tensors.items():
         a_own = measurement.tensors[name].a
@@ -339,23 +339,14 @@ def _unique(rules: tuple[AttentionRule, ...]) -> tuple[AttentionRule, ...]:
     return tuple(dict.fromkeys(rules))
 
 
-def own_init_std(spec: ModelSpec, width: int, seeds: int = 1) -> dict[str, float]:
-    """Root-mean-square of every tensor of the model's own init at ``width``."""
-    return _base_rms(spec, width, seeds)
-
-
-def _base_rms(spec: ModelSpec, base: int, seeds: int) -> dict[str, float]:
-    """Root-mean-square of every tensor of the model's own init at the base width."""
-    sums: dict[str, float] = {}
+def own_init_std(spec: ModelSpec, width: int) -> dict[str, float]:
+    """Root-mean-square of every tensor of the model's own init at ``width``: read from its
+    init calls on the meta device, sampled on the CPU only where they cannot be read."""
     with torch.random.fork_rng(devices=[]):
-        for seed in range(seeds):
-            torch.manual_seed(seed)
-            model = build_model(spec, base, "cpu")
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    value = float(p.detach().double().pow(2).mean()) if p.numel() else 0.0
-                    sums[name] = sums.get(name, 0.0) + value / seeds
-    return {k: math.sqrt(v) for k, v in sums.items()}
+        _, reads = build_with_inits(spec, width, "meta")
+        if any(not r.known for r in reads.values()):
+            _, reads = build_with_inits(spec, width, "cpu")
+    return {name: math.sqrt(r.mean_square or 0.0) for name, r in reads.items()}
 
 
 def _base_optimizer(spec: ModelSpec, base: int) -> dict[str, Any]:
@@ -390,12 +381,15 @@ def _reinit(p: torch.nn.Parameter, rule: TensorRule, width: int, base: int) -> N
     if rule.init == "zero":
         p.zero_()
         return
-    if p.is_meta:
-        return  # structure only: nothing to rescale
     target = rule.std_base * rule.at(rule.init_mult, width)
-    current = float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0
+    # A meta tensor has no values to rescale: draw the target size, which is all that tpcheck's
+    # init reader sees of it (asked through .device: code asking is_meta reads as unreadable).
+    current = 0.0 if p.device.type == "meta" else (
+        float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0)
     if current > 0.0:
         p.mul_(target / current)
+    else:
+        p.normal_(0.0, target)
 
 
 def _set_attention_scale(model: torch.nn.Module, att: AttentionRule, width: int) -> None:

@@ -1,7 +1,9 @@
 """Measure: each tensor's exponents a, b, c (and weight decay, ε) across the traced widths.
 
 * ``b`` from the init size (root-mean-square of the entries, so a gain initialised to 1 has
-  size 1) on real CPU instantiations at every width, averaged over ``seeds`` builds;
+  size 1) that capture read from the init calls at every width, fitted as an exact law in
+  ``n``; tensors whose init could not be read are sampled on the CPU at the smallest widths
+  (averaged over ``seeds`` builds);
 * ``c`` (and weight decay, ε) from the param group that holds the tensor in the spec's
   optimizer — whatever built the groups: plain AdamW, per-tensor groups, mup's MuAdamW;
 * ``a`` per use, from width-dependent constants in the traced graph on the weight's path,
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
-from tpcheck.capture import build_model
+from tpcheck.capture import Capture, build_model, optimizer_settings
 from tpcheck.classify import Classification, Use
 from tpcheck.errors import TpcheckError
 from tpcheck.exponents import Fit, fit_power_law
 from tpcheck.graph import OpGraph, constant_factor, is_bias
+from tpcheck.inits import InitRead
 from tpcheck.spec import ModelSpec
 from tpcheck.widths import is_infinite
 
@@ -122,6 +125,8 @@ class Measurement:
     optimizer: OptimizerInfo
     tensors: dict[str, TensorMeasure]
     notes: tuple[str, ...] = field(default=())
+    #: How each tensor's init size was known: "read", "probed" or "sampled".
+    init_sources: dict[str, str] = field(default_factory=dict)
 
 
 def expected_init(alpha_in: int, alpha_out: int) -> sympy.Expr:
@@ -134,51 +139,98 @@ def expected_update(alpha_in: int, alpha_out: int, kind: str) -> sympy.Expr:
     return sympy.Integer(alpha_in if kind == "adam" else alpha_in - alpha_out)
 
 
-def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2) -> Measurement:
-    """Measure every tensor of ``classification`` on real models built from ``spec``."""
-    widths = list(classification.graph.shapes.widths)
-    with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
-        samples = _sample(spec, widths, seeds)
+def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2,
+            sample: bool = False) -> Measurement:
+    """Measure every tensor of ``classification``: init sizes as read by capture (sampled on
+    the CPU at the smallest widths for the tensors whose init calls could not be read, or for
+    every tensor with ``sample=True``), learning rate, weight decay and ε from the param
+    groups captured at every width, and forward multipliers from the graph."""
+    capture = classification.graph.shapes.capture
+    widths = list(capture.widths)
+    traces = capture.traces
+    names = list(classification.tensors)
+    unread = [name for name in names
+              if sample or any(not traces[w].inits.get(name, _MISSING).known for w in widths)]
+    sampled: _Samples | None = None
+    if unread:
+        at = widths if sample else sampling_widths(widths)
+        with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
+            sampled = _sample(spec, at, seeds, set(unread))
+    groups, info = _groups(spec, capture)
     graph = classification.graph
-    kind = samples.optimizer.kind
+    kind = info.kind
     tensors = {}
+    sources: dict[str, str] = {}
     for name, tclass in classification.tensors.items():
-        init = fit_power_law({w: samples.mean_square.get(name, {}).get(w, 0.0) ** 0.5
-                              for w in widths}, samples=samples.count.get(name))
-        g = samples.groups.get(name)
+        if sampled is not None and name in sampled.mean_square:
+            ms = sampled.mean_square[name]
+            init = fit_power_law({w: v ** 0.5 for w, v in ms.items()},
+                                 samples=sampled.count[name])
+            sources[name] = "sampled"
+        else:
+            reads = {w: traces[w].inits[name] for w in widths}
+            init = fit_power_law({w: float(r.mean_square or 0.0) ** 0.5 for w, r in reads.items()},
+                                 samples=_entries(reads))
+            sources[name] = _how(reads)
+        g = groups.get(name)
         trained = tclass.trainable and g is not None and len(g) == len(widths)
         lr = wd = eps = None
         if trained:
-            lr = fit_power_law({w: float(g[w].get("lr", 0.0)) for w in widths})
+            lr = fit_power_law({w: float(g[w].get("lr") or 0.0) for w in widths})
             wd = fit_power_law({w: float(g[w].get("weight_decay", 0.0) or 0.0) for w in widths})
-            if "eps" in g[widths[0]]:
+            if isinstance(g[widths[0]].get("eps"), (int, float)):
                 eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
         uses = tuple(_use_exponents(graph, u, init, lr, kind) for u in tclass.uses)
         tensors[name] = TensorMeasure(name, init, lr, wd, eps, uses)
-    return Measurement(classification, samples.optimizer, tensors)
+    return Measurement(classification, info, tensors, init_sources=sources)
+
+
+_MISSING = InitRead(None, "unreadable", "not recorded")
+
+
+def sampling_widths(widths: list[int]) -> list[int]:
+    """Where unreadable inits are sampled: every traced width but the largest (at least two).
+
+    Sampling builds real weights; the largest width is where that costs most and is never
+    built unless the user asks for it (``--sample``).
+    """
+    return widths[:-1] if len(widths) > 2 else widths
+
+
+def _how(reads: dict[int, InitRead]) -> str:
+    hows = {r.how for r in reads.values()}
+    for how in ("sampled", "probed", "read"):
+        if how in hows:
+            return how
+    return "read"
+
+
+def _entries(reads: dict[int, InitRead]) -> dict[int, int] | None:
+    """Entry counts when capture sampled real tensors (their noise widens the snapping)."""
+    if all(r.how != "sampled" for r in reads.values()):
+        return None
+    return {w: max(r.entries, 1) for w, r in reads.items()}
 
 
 @dataclass
 class _Samples:
-    """Raw per-width statistics gathered from real instantiations."""
+    """Per-width init statistics of the sampled tensors, from real CPU builds."""
 
-    optimizer: OptimizerInfo
     mean_square: dict[str, dict[int, float]]  # name -> width -> mean of squared entries
     count: dict[str, dict[int, int]]  # name -> width -> number of entries sampled
-    groups: dict[str, dict[int, dict]]  # name -> width -> its param group's settings
 
 
-def _sample(spec: ModelSpec, widths: list[int], seeds: int) -> _Samples:
+def _sample(spec: ModelSpec, widths: list[int], seeds: int, names: set[str]) -> _Samples:
     sq: dict[str, dict[int, float]] = {}
     count: dict[str, dict[int, int]] = {}
-    groups: dict[str, dict[int, dict]] = {}
-    info: OptimizerInfo | None = None
     for w in widths:
         for seed in range(seeds):
             torch.manual_seed(seed)
             model = build_model(spec, w, "cpu")
             with torch.no_grad():
                 for name, p in model.named_parameters():
+                    if name not in names:
+                        continue
                     if p.is_meta:
                         raise TpcheckError(
                             f"parameter {name!r} is on the meta device after factory({w}).",
@@ -187,35 +239,37 @@ def _sample(spec: ModelSpec, widths: list[int], seeds: int) -> _Samples:
                     sq.setdefault(name, {}).setdefault(w, 0.0)
                     sq[name][w] += value / seeds
                     count.setdefault(name, {})[w] = p.numel() * seeds
-            if seed == 0:
-                opt = spec.build_optimizer(model, w)
-                info = info or optimizer_info(opt)
-                for name, group in _groups_by_name(model, opt).items():
-                    groups.setdefault(name, {})[w] = group
-                del opt  # it holds the model's tensors: never two models alive at once
-            del model
-    if info is None:  # unreachable: ModelSpec guarantees at least three widths
-        raise TpcheckError("no width was measured.", where=spec.label)
-    return _Samples(info, sq, count, groups)
+            del model  # never two models alive at once
+    return _Samples(sq, count)
 
 
-def optimizer_info(opt: torch.optim.Optimizer) -> OptimizerInfo:
+def _groups(spec: ModelSpec, capture: Capture) -> tuple[dict[str, dict[int, dict]],
+                                                         OptimizerInfo]:
+    """Each parameter's param-group settings per width, and what kind of optimizer it is."""
+    out: dict[str, dict[int, dict]] = {}
+    info: OptimizerInfo | None = None
+    for w, trace in capture.traces.items():
+        groups, cls = trace.groups, trace.optimizer
+        if groups is None or cls is None:  # it could not be built on meta: try the CPU
+            groups, cls, error = optimizer_settings(spec, build_model(spec, w, "cpu"), w)
+            if groups is None or cls is None:
+                raise TpcheckError(error or "the spec's optimizer could not be built.",
+                                   where=f"{spec.label}, width {w}")
+        info = info or optimizer_info(cls, list(groups.values()))
+        for name, settings in groups.items():
+            out.setdefault(name, {})[w] = settings
+    assert info is not None  # a Capture has at least three widths
+    return out, info
+
+
+def optimizer_info(cls: type, groups: list[dict]) -> OptimizerInfo:
     """Adam-like (sign-like updates) or SGD-like, and whether weight decay is decoupled."""
-    name = type(opt).__name__
-    if isinstance(opt, torch.optim.SGD):
+    name = cls.__name__
+    if issubclass(cls, torch.optim.SGD):
         return OptimizerInfo(name, "sgd", True)
-    decoupled = isinstance(opt, torch.optim.AdamW) or any(
-        g.get("decoupled_weight_decay", False) for g in opt.param_groups)
+    decoupled = issubclass(cls, torch.optim.AdamW) or any(
+        g.get("decoupled_weight_decay", False) for g in groups)
     return OptimizerInfo(name, "adam", decoupled)
-
-
-def _groups_by_name(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, dict]:
-    by_id = {}
-    for group in opt.param_groups:
-        settings = {k: v for k, v in group.items() if k != "params"}
-        for p in group["params"]:
-            by_id[id(p)] = settings
-    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
 
 
 def _use_exponents(graph: OpGraph, use: Use, init: Fit, lr: Fit | None,

@@ -18,27 +18,28 @@ from tpcheck.rules import selected
 from tpcheck.spec import ModelSpec
 
 
-def analyze(spec: ModelSpec, *, device: str = "auto") -> Classification:
+def analyze(spec: ModelSpec, *, device: str = "auto", tracer: str = "record") -> Classification:
     """Trace ``spec`` at every width and classify every parameter (no real weights needed)."""
-    captured = capture_stage.capture(spec, device=device)
+    captured = capture_stage.capture(spec, device=device, tracer=tracer)
     shapes = widths_stage.fit(captured)
     return classify_stage.classify(graph_stage.build(shapes))
 
 
-def classify_only(spec: ModelSpec, *, device: str = "auto") -> Report:
+def classify_only(spec: ModelSpec, *, device: str = "auto", tracer: str = "record") -> Report:
     """The tensors table alone: roles and fans, no measurement (``tpcheck lint --roles-only``)."""
     start = time.perf_counter()
-    classification = analyze(spec, device=device)
+    classification = analyze(spec, device=device, tracer=tracer)
     return Report.from_classification(classification, seconds=time.perf_counter() - start)
 
 
 def lint(spec: ModelSpec, *, select: list[str] | None = None, ignore: list[str] | None = None,
          ignores: tuple[check_stage.Ignore, ...] = (), device: str = "auto",
-         seeds: int = 2) -> Report:
-    """Run every stage on ``spec`` and return the report (the user's model is never built)."""
+         tracer: str = "record", sample: bool = False, seeds: int = 2) -> Report:
+    """Run every stage on ``spec`` and return the report (the user's model object is never
+    touched: tpcheck builds its own, on the meta device where it can)."""
     start = time.perf_counter()
-    classification = analyze(spec, device=device)
-    measurement = measure_stage.measure(spec, classification, seeds=seeds)
+    classification = analyze(spec, device=device, tracer=tracer)
+    measurement = measure_stage.measure(spec, classification, seeds=seeds, sample=sample)
     propagation = propagate_stage.propagate(measurement)
     findings = check_stage.check(propagation, selected(select, ignore), ignores)
     return Report.from_propagation(propagation, findings,
