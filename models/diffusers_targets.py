@@ -13,6 +13,7 @@ forward keyword arguments, including ``return_dict=False`` so the output is a tu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,9 +21,9 @@ import torch
 from tpcheck.errors import TpcheckError
 from tpcheck.spec import ModelSpec
 
-WIDTHS = (64, 128, 256)
+from .specs import BASE_WIDTH, BATCH, FIXED_HEAD_DIM, WIDTHS, float_timesteps, latent
+
 HEAD_DIM = 16
-BATCH = 2
 SAMPLE_SIZE = 8  # latent side
 PATCH_SIZE = 2
 IN_CHANNELS = 4
@@ -43,14 +44,36 @@ def _require_diffusers() -> None:
                            fix="pip install 'tpcheck[diffusers]'") from exc
 
 
-def _heads(n: int) -> int:
+def _spec(name: str, model: Callable[[int], torch.nn.Module],
+          inputs: Callable[[int], dict[str, Any]]) -> ModelSpec:
+    """A diffusers target: fails now without diffusers, traces at the reference widths."""
+    _require_diffusers()
+    return ModelSpec(model, inputs, WIDTHS, base_width=BASE_WIDTH, name=name,
+                     meta={"head_dim": FIXED_HEAD_DIM.meta, "library": "diffusers"})
+
+
+def _sizes(n: int) -> dict[str, int]:
+    """The size arguments every diffusers transformer below takes, at width n."""
     if n % HEAD_DIM:
         raise ValueError(f"width {n} is not divisible by the fixed head dim {HEAD_DIM}.")
-    return n // HEAD_DIM
+    return {"num_attention_heads": n // HEAD_DIM, "attention_head_dim": HEAD_DIM,
+            "in_channels": IN_CHANNELS, "num_layers": NUM_LAYERS, "sample_size": SAMPLE_SIZE,
+            "patch_size": PATCH_SIZE}
 
 
-def _latent(gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(BATCH, IN_CHANNELS, SAMPLE_SIZE, SAMPLE_SIZE, generator=gen)
+def _generator() -> torch.Generator:
+    """A fresh generator seeded with 0: the same inputs at every width."""
+    return torch.Generator().manual_seed(0)
+
+
+def _tokens(gen: torch.Generator, channels: int) -> torch.Tensor:
+    """Text-encoder tokens, standard normal: (B, L, channels)."""
+    return torch.randn(BATCH, CAPTION_LENGTH, channels, generator=gen)  # (B, L, channels)
+
+
+def _int_timesteps(gen: torch.Generator) -> torch.Tensor:
+    """Integer timesteps in [0, 1000), as diffusers' DiT and PixArt pipelines pass them."""
+    return torch.randint(0, 1000, (BATCH,), generator=gen)  # (B,) long
 
 
 # --------------------------------------------------------------------------- DiT
@@ -59,10 +82,8 @@ def dit_model(n: int) -> torch.nn.Module:
     """``DiTTransformer2DModel`` at width n (ada_norm_zero blocks, class-conditional)."""
     from diffusers import DiTTransformer2DModel
 
-    model = DiTTransformer2DModel(
-        num_attention_heads=_heads(n), attention_head_dim=HEAD_DIM, in_channels=IN_CHANNELS,
-        num_layers=NUM_LAYERS, sample_size=SAMPLE_SIZE, patch_size=PATCH_SIZE,
-        num_embeds_ada_norm=NUM_CLASSES, norm_type="ada_norm_zero")
+    model = DiTTransformer2DModel(**_sizes(n), num_embeds_ada_norm=NUM_CLASSES,
+                                  norm_type="ada_norm_zero")
     # Label dropout (p = 0.1, hard-coded) would make the training-mode forward random; turn
     # it off as the reference spec does. The null-class row stays in every table.
     for module in model.modules():
@@ -72,10 +93,10 @@ def dit_model(n: int) -> torch.nn.Module:
 
 
 def dit_inputs(n: int) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(0)
+    gen = _generator()
     return {
-        "hidden_states": _latent(gen),  # (B, C, H, W)
-        "timestep": torch.randint(0, 1000, (BATCH,), generator=gen),  # (B,) long
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "timestep": _int_timesteps(gen),  # (B,) long
         "class_labels": torch.randint(0, NUM_CLASSES, (BATCH,), generator=gen),  # (B,) long
         "return_dict": False,
     }
@@ -83,9 +104,7 @@ def dit_inputs(n: int) -> dict[str, Any]:
 
 def dit_spec() -> ModelSpec:
     """diffusers DiT, head dim fixed at 16, depth 2."""
-    _require_diffusers()
-    return ModelSpec(dit_model, dit_inputs, WIDTHS, base_width=64, name="diffusers-dit",
-                     meta={"head_dim": "fixed", "library": "diffusers"})
+    return _spec("diffusers-dit", dit_model, dit_inputs)
 
 
 # --------------------------------------------------------------------------- PixArt-α
@@ -95,19 +114,17 @@ def pixart_model(n: int) -> torch.nn.Module:
     from diffusers import PixArtTransformer2DModel
 
     return PixArtTransformer2DModel(
-        num_attention_heads=_heads(n), attention_head_dim=HEAD_DIM, in_channels=IN_CHANNELS,
-        out_channels=2 * IN_CHANNELS, num_layers=NUM_LAYERS, cross_attention_dim=n,
-        sample_size=SAMPLE_SIZE, patch_size=PATCH_SIZE, norm_type="ada_norm_single",
-        caption_channels=CAPTION_CHANNELS, use_additional_conditions=False)
+        **_sizes(n), out_channels=2 * IN_CHANNELS, cross_attention_dim=n,
+        norm_type="ada_norm_single", caption_channels=CAPTION_CHANNELS,
+        use_additional_conditions=False)
 
 
 def pixart_inputs(n: int) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(0)
+    gen = _generator()
     return {
-        "hidden_states": _latent(gen),  # (B, C, H, W)
-        "encoder_hidden_states": torch.randn(BATCH, CAPTION_LENGTH, CAPTION_CHANNELS,
-                                             generator=gen),  # (B, L, C_text)
-        "timestep": torch.randint(0, 1000, (BATCH,), generator=gen),  # (B,) long
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "encoder_hidden_states": _tokens(gen, CAPTION_CHANNELS),  # (B, L, C_text)
+        "timestep": _int_timesteps(gen),  # (B,) long
         "added_cond_kwargs": {"resolution": None, "aspect_ratio": None},
         "return_dict": False,
     }
@@ -115,9 +132,7 @@ def pixart_inputs(n: int) -> dict[str, Any]:
 
 def pixart_spec() -> ModelSpec:
     """diffusers PixArt-α, head dim fixed at 16, depth 2, 8 caption tokens of 32 channels."""
-    _require_diffusers()
-    return ModelSpec(pixart_model, pixart_inputs, WIDTHS, base_width=64, name="diffusers-pixart",
-                     meta={"head_dim": "fixed", "library": "diffusers"})
+    return _spec("diffusers-pixart", pixart_model, pixart_inputs)
 
 
 # --------------------------------------------------------------------------- SD3 (MMDiT)
@@ -132,27 +147,22 @@ def sd3_model(n: int) -> torch.nn.Module:
     if "qk_norm" in inspect.signature(SD3Transformer2DModel.__init__).parameters:
         extra["qk_norm"] = "rms_norm"  # older diffusers have no QK-norm option
     return SD3Transformer2DModel(
-        sample_size=SAMPLE_SIZE, patch_size=PATCH_SIZE, in_channels=IN_CHANNELS,
-        out_channels=IN_CHANNELS, num_layers=NUM_LAYERS, attention_head_dim=HEAD_DIM,
-        num_attention_heads=_heads(n), joint_attention_dim=JOINT_ATTENTION_DIM,
+        **_sizes(n), out_channels=IN_CHANNELS, joint_attention_dim=JOINT_ATTENTION_DIM,
         caption_projection_dim=n, pooled_projection_dim=POOLED_PROJECTION_DIM,
         pos_embed_max_size=SAMPLE_SIZE // PATCH_SIZE, **extra)
 
 
 def sd3_inputs(n: int) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(0)
+    gen = _generator()
     return {
-        "hidden_states": _latent(gen),  # (B, C, H, W)
-        "encoder_hidden_states": torch.randn(BATCH, CAPTION_LENGTH, JOINT_ATTENTION_DIM,
-                                             generator=gen),  # (B, L, joint_dim)
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "encoder_hidden_states": _tokens(gen, JOINT_ATTENTION_DIM),  # (B, L, joint_dim)
         "pooled_projections": torch.randn(BATCH, POOLED_PROJECTION_DIM, generator=gen),
-        "timestep": torch.rand(BATCH, generator=gen) * 1000,  # (B,) float
+        "timestep": float_timesteps(gen),  # (B,) float
         "return_dict": False,
     }
 
 
 def sd3_spec() -> ModelSpec:
     """diffusers SD3 MMDiT, head dim fixed at 16, 2 layers (the last one context-pre-only)."""
-    _require_diffusers()
-    return ModelSpec(sd3_model, sd3_inputs, WIDTHS, base_width=64, name="diffusers-sd3",
-                     meta={"head_dim": "fixed", "library": "diffusers"})
+    return _spec("diffusers-sd3", sd3_model, sd3_inputs)

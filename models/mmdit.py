@@ -1,4 +1,4 @@
-"""MMDiT: Stable Diffusion 3's two-stream joint-attention transformer, in one file.
+"""MMDiT: Stable Diffusion 3's two-stream joint-attention transformer.
 
 Architecture follows Esser et al., *Scaling Rectified Flow Transformers for High-Resolution
 Image Synthesis* (ICML 2024, arXiv 2403.03206, §4 and Fig. 2) with the module layout of
@@ -20,11 +20,13 @@ diffusers' ``SD3Transformer2DModel`` / ``JointTransformerBlock``, rewritten from
 Init: PyTorch defaults everywhere (kaiming-uniform Linear/conv, RMSNorm gain 1), as in the
 SD3 reference code and diffusers at random init: nothing is zero-initialised, not even
 the adaLN-Zero modulations (theory.md §7). Only the frozen position table is filled.
+The image stream's patch embedding, sin-cos table and unpatchify, the timestep sinusoid, the
+MLP and ``modulate`` are the ones the reference models share (``common.py``); the joint
+attention, the two streams and diffusers' adaLN layers are MMDiT's own, here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,64 +36,33 @@ from torch import nn
 
 from tpcheck.spec import ModelSpec
 
+from . import common, specs
+
 
 @dataclass
-class MMDiTConfig:
+class MMDiTConfig(common.LatentConfig):
     """Hyperparameters; the defaults are SD3-medium-like (1024 px: 128 × 128 × 16 latent).
 
-    Exactly one of ``head_dim`` / ``num_heads`` is set. ``joint_dim`` (text tokens) and
-    ``pooled_dim`` (pooled text vector) are the text encoders' widths: finite dims.
+    The latent, patch, width, depth, head and MLP fields come first and are
+    ``common.LatentConfig``'s; the five below differ from its DiT-XL/2 defaults and are
+    redeclared, which keeps their place (patch 2, ``num_heads=None`` and MLP ratio 4 are
+    inherited). ``joint_dim`` (text tokens) and ``pooled_dim`` (pooled text vector) are the
+    text encoders' widths: finite dims. No ``learn_sigma``: C_out = C (a velocity).
     """
 
     input_size: int = 128  # latent side H = W
-    patch_size: int = 2
     in_channels: int = 16
     hidden_size: int = 1536  # the width n
     depth: int = 24
     head_dim: int | None = 64
-    num_heads: int | None = None
-    mlp_ratio: float = 4.0
     joint_dim: int = 4096
     pooled_dim: int = 2048
 
     def __post_init__(self) -> None:
-        split_heads(self.hidden_size, self.head_dim, self.num_heads)  # validates
-        if self.input_size % self.patch_size:
-            raise ValueError(f"input_size {self.input_size} is not divisible by patch_size "
-                             f"{self.patch_size}.")
-        if self.hidden_size % 4:
-            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by 4 for the "
-                             "2-D sin-cos position embedding.")
+        super().__post_init__()  # heads, patch grid, sin-cos width
         if self.depth < 1:
             raise ValueError(f"depth must be at least 1 (the last block is context-pre-only); "
                              f"got {self.depth}.")
-
-    @property
-    def n_heads(self) -> int:
-        return split_heads(self.hidden_size, self.head_dim, self.num_heads)[0]
-
-    @property
-    def d_head(self) -> int:
-        return split_heads(self.hidden_size, self.head_dim, self.num_heads)[1]
-
-    @property
-    def grid_size(self) -> int:
-        return self.input_size // self.patch_size
-
-
-def split_heads(hidden_size: int, head_dim: int | None, num_heads: int | None) -> tuple[int, int]:
-    """(heads, head_dim) from a width and exactly one of head_dim / num_heads."""
-    if (head_dim is None) == (num_heads is None):
-        raise ValueError("set exactly one of head_dim (width grows by adding heads) and "
-                         f"num_heads (head dim grows with width); got head_dim={head_dim}, "
-                         f"num_heads={num_heads}.")
-    fixed = head_dim if head_dim is not None else num_heads
-    if fixed <= 0 or hidden_size % fixed:
-        what = "head_dim" if head_dim is not None else "num_heads"
-        raise ValueError(f"hidden_size {hidden_size} is not divisible by {what}={fixed}; "
-                         "choose widths that are multiples of it.")
-    other = hidden_size // fixed
-    return (other, fixed) if head_dim is not None else (fixed, other)
 
 
 def sd3_medium_config(**overrides: Any) -> MMDiTConfig:
@@ -102,44 +73,7 @@ def sd3_medium_config(**overrides: Any) -> MMDiTConfig:
 
 
 # --------------------------------------------------------------------------- embeddings
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal features [cos, sin] of (B,) float timesteps → (B, dim) (diffusers'
-    ``Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)``)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period)
-                      * torch.arange(half, dtype=torch.float32, device=t.device) / half)  # (half,)
-    args = t[:, None].float() * freqs[None]  # (B, half)
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2·half)
-    return F.pad(emb, (0, dim % 2))  # (B, dim)
-
-
-def sincos_pos_embed_2d(dim: int, grid_size: int, device: torch.device | None = None,
-                        ) -> torch.Tensor:
-    """Fixed 2-D sin-cos table (grid², dim): first half encodes the column, second the row."""
-    coords = torch.arange(grid_size, dtype=torch.float64, device=device)
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")  # (g, g) each
-    return torch.cat([_sincos_1d(dim // 2, cols.reshape(-1)),
-                      _sincos_1d(dim // 2, rows.reshape(-1))], dim=1).float()  # (g², dim)
-
-
-def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
-    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64, device=pos.device)
-                            / (dim / 2.0))  # (dim/2,)
-    out = pos[:, None] * omega[None]  # (M, dim/2)
-    return torch.cat([torch.sin(out), torch.cos(out)], dim=1)  # (M, dim)
-
-
-class PatchEmbed(nn.Module):
-    """Image → tokens: a p × p conv with stride p, flattened over the grid."""
-
-    def __init__(self, patch_size: int, in_channels: int, hidden_size: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, hidden_size, patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, C, H, W) → (B, T, n)
-
+# The patch embedding, the sin-cos position table and the timestep sinusoid are common.py's.
 
 class MlpEmbedder(nn.Module):
     """in → n → n with SiLU: the timestep and the pooled-text embedders."""
@@ -164,45 +98,51 @@ class TimeTextEmbed(nn.Module):
         self.text_embedder = MlpEmbedder(cfg.pooled_dim, cfg.hidden_size)
 
     def forward(self, t: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        t_emb = self.timestep_embedder(timestep_embedding(t, self.frequency_size))  # (B, n)
+        t_emb = self.timestep_embedder(common.timestep_embedding(t, self.frequency_size))  # (B, n)
         return t_emb + self.text_embedder(pooled)  # (B, n)
 
 
 # --------------------------------------------------------------------------- blocks
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: per-sample affine of normalised tokens; shift/scale (B, n) broadcast over L."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+class AdaLayerNorm(nn.Module):
+    """LayerNorm (no affine) with k per-sample n-vectors regressed from c by SiLU → Linear.
 
+    diffusers' two adaLN layers below differ only in k (6 with gates, 2 without) and in what
+    they return, so the layer they both are is written once.
+    """
 
-class AdaLayerNormZero(nn.Module):
-    """LayerNorm (no affine) modulated by c → 6n: returns the attention input and 5 vectors."""
-
-    def __init__(self, hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, vectors: int) -> None:
         super().__init__()
+        self.vectors = vectors
         self.silu = nn.SiLU()
-        self.linear = nn.Linear(hidden_size, 6 * hidden_size)
+        self.linear = nn.Linear(hidden_size, vectors * hidden_size)
         self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
 
+    def regress(self, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.linear(self.silu(c)).chunk(self.vectors, dim=1)  # k × (B, n)
+
+
+class AdaLayerNormZero(AdaLayerNorm):
+    """adaLN-Zero: c → 6n; returns the modulated attention input and the other 5 vectors."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__(hidden_size, 6)
+
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            self.linear(self.silu(c)).chunk(6, dim=1))  # 6 × (B, n)
-        x = modulate(self.norm(x), shift_msa, scale_msa)  # (B, L, n)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.regress(c)
+        x = common.modulate(self.norm(x), shift_msa, scale_msa)  # (B, L, n)
         return x, gate_msa, shift_mlp, scale_mlp, gate_mlp
 
 
-class AdaLayerNormContinuous(nn.Module):
-    """LayerNorm (no affine) modulated by c → 2n (scale, shift); no gates."""
+class AdaLayerNormContinuous(AdaLayerNorm):
+    """adaLN-continuous: c → 2n in (scale, shift) order (diffusers'); no gates."""
 
     def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.silu = nn.SiLU()
-        self.linear = nn.Linear(hidden_size, 2 * hidden_size)
-        self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        super().__init__(hidden_size, 2)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.linear(self.silu(c)).chunk(2, dim=1)  # 2 × (B, n)
-        return modulate(self.norm(x), shift, scale)  # (B, L, n)
+        scale, shift = self.regress(c)  # 2 × (B, n)
+        return common.modulate(self.norm(x), shift, scale)  # (B, L, n)
 
 
 class JointAttention(nn.Module):
@@ -246,17 +186,11 @@ class JointAttention(nn.Module):
         return x_out, ctx_out
 
 
-class FeedForward(nn.Module):
+class FeedForward(common.Mlp):
     """n → 4n → n with tanh-approximated GELU (diffusers' "gelu-approximate")."""
 
     def __init__(self, hidden_size: int, mlp_hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(hidden_size, mlp_hidden)
-        self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(mlp_hidden, hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        super().__init__(hidden_size, mlp_hidden, approximate="tanh")
 
 
 class JointTransformerBlock(nn.Module):
@@ -285,50 +219,36 @@ class JointTransformerBlock(nn.Module):
             ctx_in, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = self.norm1_context(ctx, c)
         attn_x, attn_ctx = self.attn(x_in, ctx_in)
         x = x + gate_msa[:, None] * attn_x
-        x = x + gate_mlp[:, None] * self.ff(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        x = x + gate_mlp[:, None] * self.ff(common.modulate(self.norm2(x), shift_mlp, scale_mlp))
         if self.context_pre_only:
             return None, x
         ctx = ctx + c_gate_msa[:, None] * attn_ctx
         ctx = ctx + c_gate_mlp[:, None] * self.ff_context(
-            modulate(self.norm2_context(ctx), c_shift_mlp, c_scale_mlp))
+            common.modulate(self.norm2_context(ctx), c_shift_mlp, c_scale_mlp))
         return ctx, x  # (B, Lc, n), (B, T, n)
 
 
 # --------------------------------------------------------------------------- model
 
-class MMDiT(nn.Module):
-    """SD3-style MMDiT: ``forward(x, t, context, pooled)`` predicts the flow velocity."""
+class MMDiT(common.LatentTransformer):
+    """SD3-style MMDiT: ``forward(x, t, context, pooled)`` predicts the flow velocity.
+
+    The image stream enters and leaves through ``common.LatentTransformer`` (``x_embedder``,
+    the frozen sin-cos ``pos_embed``, ``unpatchify``); the text stream, the conditioning
+    vector and the joint blocks are MMDiT's own.
+    """
 
     def __init__(self, cfg: MMDiTConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        n, g = cfg.hidden_size, cfg.grid_size
-        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.in_channels, n)
-        self.pos_embed = nn.Parameter(torch.zeros(1, g * g, n), requires_grad=False)  # frozen
+        super().__init__(cfg)  # self.cfg, x_embedder, pos_embed
+        n = cfg.hidden_size
         self.time_text_embed = TimeTextEmbed(cfg)
         self.context_embedder = nn.Linear(cfg.joint_dim, n)
         self.transformer_blocks = nn.ModuleList(
             JointTransformerBlock(cfg, context_pre_only=(i == cfg.depth - 1))
             for i in range(cfg.depth))
         self.norm_out = AdaLayerNormContinuous(n)
-        self.proj_out = nn.Linear(n, cfg.patch_size ** 2 * cfg.in_channels)
+        self.proj_out = nn.Linear(n, cfg.patch_size ** 2 * cfg.out_channels)
         self.initialize_weights()
-
-    @torch.no_grad()
-    def initialize_weights(self) -> None:
-        """Fill the frozen position table; every trainable tensor keeps PyTorch's default."""
-        # Position embedding: the fixed 2-D sin-cos table.
-        self.pos_embed.copy_(sincos_pos_embed_2d(self.cfg.hidden_size, self.cfg.grid_size,
-                                                 device=self.pos_embed.device)[None])
-        # Linear / conv: kaiming-uniform(a=√5) weights, U(±1/√fan_in) biases (nn defaults).
-        # QK RMSNorm gains: ones. adaLN modulations and readout: *not* zeroed (diffusers).
-
-    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, p²·C) → (B, C, H, W), inverse of the patch embedding's token order."""
-        p, g, c = self.cfg.patch_size, self.cfg.grid_size, self.cfg.in_channels
-        x = x.reshape(x.shape[0], g, g, p, p, c)  # (B, h, w, p, q, C)
-        x = torch.einsum("bhwpqc->bchpwq", x)  # (B, C, h, p, w, q)
-        return x.reshape(x.shape[0], c, g * p, g * p)  # (B, C, H, W)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                 pooled: torch.Tensor) -> torch.Tensor:
@@ -342,35 +262,34 @@ class MMDiT(nn.Module):
         x = self.proj_out(self.norm_out(x, c))  # (B, T, p²·C)
         return self.unpatchify(x)  # (B, C, H, W)
 
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """Fill the frozen position table; every trainable tensor keeps PyTorch's default."""
+        # Position embedding: the fixed 2-D sin-cos table.
+        self.fill_pos_embed_()
+        # Linear / conv: kaiming-uniform(a=√5) weights, U(±1/√fan_in) biases (nn defaults).
+        # QK RMSNorm gains: ones. adaLN modulations and readout: *not* zeroed (diffusers).
+
 
 # --------------------------------------------------------------------------- specs
 
-WIDTHS = (64, 128, 256)
-BATCH = 2
 CONTEXT_LENGTH = 8
 
 
-def _spec(name: str, meta: dict[str, Any], depth: int, overrides: dict[str, Any],
-          context_length: int = CONTEXT_LENGTH) -> ModelSpec:
-    small = {"input_size": 8, "patch_size": 2, "in_channels": 4, "joint_dim": 32,
-             "pooled_dim": 24, "depth": depth}
+def _small(context_length: int) -> specs.SmallTarget[MMDiTConfig]:
+    """The built-in targets' MMDiT: 8 × 8 × 4 latent, patch 2, text 32 wide, pooled 24."""
 
-    def config(n: int) -> MMDiTConfig:
-        return MMDiTConfig(**{**small, **overrides, "hidden_size": n})
-
-    def factory(n: int) -> MMDiT:
-        return MMDiT(config(n))
-
-    def inputs(n: int) -> tuple[torch.Tensor, ...]:
-        cfg = config(n)
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(BATCH, cfg.in_channels, cfg.input_size, cfg.input_size, generator=gen)
-        t = torch.rand(BATCH, generator=gen) * 1000  # (B,) float timesteps
-        context = torch.randn(BATCH, context_length, cfg.joint_dim, generator=gen)
-        pooled = torch.randn(BATCH, cfg.pooled_dim, generator=gen)
+    def inputs(cfg: MMDiTConfig, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        x = specs.latent(gen, cfg.in_channels, cfg.input_size)  # (B, C, H, W)
+        t = specs.float_timesteps(gen)  # (B,) float
+        context = torch.randn(specs.BATCH, context_length, cfg.joint_dim,
+                              generator=gen)  # (B, L, joint_dim) text tokens
+        pooled = torch.randn(specs.BATCH, cfg.pooled_dim, generator=gen)  # (B, pooled_dim)
         return x, t, context, pooled
 
-    return ModelSpec(factory, inputs, WIDTHS, base_width=64, name=name, meta=meta)
+    return specs.SmallTarget("mmdit", MMDiTConfig, MMDiT, inputs,
+                             {"input_size": 8, "patch_size": 2, "in_channels": 4,
+                              "joint_dim": 32, "pooled_dim": 24})
 
 
 def mmdit_spec(depth: int = 2, context_length: int = CONTEXT_LENGTH,
@@ -380,12 +299,10 @@ def mmdit_spec(depth: int = 2, context_length: int = CONTEXT_LENGTH,
     Depth 2: one full joint block and the context-pre-only last block. ``overrides`` are
     ``MMDiTConfig`` fields; ``context_length`` is the number of text tokens fed.
     """
-    overrides = {"head_dim": 16, "num_heads": None, **overrides}
-    return _spec("mmdit", {"head_dim": "fixed"}, depth, overrides, context_length)
+    return _small(context_length).spec(specs.FIXED_HEAD_DIM, depth, overrides)
 
 
 def mmdit_growing_head_dim_spec(depth: int = 2, **overrides: Any) -> ModelSpec:
     """Small MMDiT with 4 heads at every width: the head dim n / 4 (and the QK-norm gains)
     grow with n."""
-    overrides = {"head_dim": None, "num_heads": 4, **overrides}
-    return _spec("mmdit-growing-head-dim", {"head_dim": "grows"}, depth, overrides)
+    return _small(CONTEXT_LENGTH).spec(specs.GROWING_HEAD_DIM, depth, overrides)

@@ -1,4 +1,4 @@
-"""U-ViT: a ViT backbone for diffusion where everything is a token, in one file.
+"""U-ViT: a ViT backbone for diffusion where everything is a token.
 
 Architecture and initialisation follow Bao et al., *All are Worth Words: A ViT Backbone
 for Diffusion Models* (CVPR 2023, arXiv 2209.12152) and the semantics of the reference
@@ -16,24 +16,26 @@ implementation (baofff/U-ViT, ``libs/uvit.py``), rewritten from scratch:
 Init (the reference's ``_init_weights``): ``trunc_normal(std=0.02)`` on every Linear
 weight, zero biases, LayerNorm (1, 0), position embedding ``trunc_normal(0.02)``, convs at
 PyTorch's default. A fixed 0.02 std for every Linear is standard, not μP (theory.md §7).
-Submodule names are the reference's.
+Submodule names are the reference's. The patch embedding, the timestep sinusoid, attention
+and MLP are the ones the reference models share (``common.py``); the token layout and the
+long skips are U-ViT's own, here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tpcheck.spec import ModelSpec
 
+from . import common, specs
+
 
 @dataclass
-class UViTConfig:
+class UViTConfig(common.HeadSplit):
     """Hyperparameters; the defaults are U-ViT-L/2 for ImageNet 256 (32 × 32 × 4 latent,
     the reference's ``configs/imagenet256_uvit.py``).
 
@@ -41,7 +43,9 @@ class UViTConfig:
     i.e. 10 + 1 + 10 = 21 blocks. ``num_classes`` includes the null class used for
     classifier-free guidance (1001 on ImageNet; the label dropout itself lives in the
     training loop, not the model). ``conv=False`` gives U-ViT-H/2's head (no final conv).
-    Exactly one of ``head_dim`` / ``num_heads`` is set.
+    Exactly one of ``head_dim`` / ``num_heads`` is set (``common.HeadSplit`` derives
+    ``n_heads`` and ``d_head``). The fields keep the reference's names (``img_size``), and
+    the position embedding is learned: the checks are U-ViT's own.
     """
 
     img_size: int = 32  # latent side H = W
@@ -57,40 +61,15 @@ class UViTConfig:
     conv: bool = True  # the final 3 × 3 conv
 
     def __post_init__(self) -> None:
-        split_heads(self.hidden_size, self.head_dim, self.num_heads)  # validates
+        common.split_heads(self.hidden_size, self.head_dim, self.num_heads)  # validates
         if self.depth % 2:
             raise ValueError(f"depth {self.depth} must be even: it is split into depth/2 "
                              "in-blocks and depth/2 out-blocks around the mid block.")
-        if self.img_size % self.patch_size:
-            raise ValueError(f"img_size {self.img_size} is not divisible by patch_size "
-                             f"{self.patch_size}.")
-
-    @property
-    def n_heads(self) -> int:
-        return split_heads(self.hidden_size, self.head_dim, self.num_heads)[0]
-
-    @property
-    def d_head(self) -> int:
-        return split_heads(self.hidden_size, self.head_dim, self.num_heads)[1]
+        common.check_patch_grid("img_size", self.img_size, self.patch_size)
 
     @property
     def grid_size(self) -> int:
         return self.img_size // self.patch_size
-
-
-def split_heads(hidden_size: int, head_dim: int | None, num_heads: int | None) -> tuple[int, int]:
-    """(heads, head_dim) from a width and exactly one of head_dim / num_heads."""
-    if (head_dim is None) == (num_heads is None):
-        raise ValueError("set exactly one of head_dim (width grows by adding heads) and "
-                         f"num_heads (head dim grows with width); got head_dim={head_dim}, "
-                         f"num_heads={num_heads}.")
-    fixed = head_dim if head_dim is not None else num_heads
-    if fixed <= 0 or hidden_size % fixed:
-        what = "head_dim" if head_dim is not None else "num_heads"
-        raise ValueError(f"hidden_size {hidden_size} is not divisible by {what}={fixed}; "
-                         "choose widths that are multiples of it.")
-    other = hidden_size // fixed
-    return (other, fixed) if head_dim is not None else (fixed, other)
 
 
 def uvit_large_config(**overrides: Any) -> UViTConfig:
@@ -98,59 +77,9 @@ def uvit_large_config(**overrides: Any) -> UViTConfig:
     return UViTConfig(**{"hidden_size": 1024, "depth": 20, "head_dim": 64, **overrides})
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal features [cos, sin] of (B,) float timesteps → (B, dim), as in ADM."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period)
-                      * torch.arange(half, dtype=torch.float32, device=t.device) / half)  # (half,)
-    args = t[:, None].float() * freqs[None]  # (B, half)
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2·half)
-    return F.pad(emb, (0, dim % 2))  # (B, dim)
-
-
 # --------------------------------------------------------------------------- blocks
-
-class PatchEmbed(nn.Module):
-    """Image → tokens: a p × p conv with stride p, flattened over the grid."""
-
-    def __init__(self, patch_size: int, in_channels: int, hidden_size: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, hidden_size, patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, C, H, W) → (B, T, n)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention; fused qkv without bias (the ImageNet configs' qkv_bias)."""
-
-    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, qkv_bias: bool) -> None:
-        super().__init__()
-        self.num_heads, self.head_dim = num_heads, head_dim
-        self.scale: float | None = None  # None: SDPA's 1/√head_dim (a converter may set 1/d)
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=qkv_bias)
-        self.proj = nn.Linear(hidden_size, hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, n = x.shape
-        qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dim)  # (B, L, 3, h, d)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, L, d) each
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B, h, L, d)
-        return self.proj(out.transpose(1, 2).reshape(B, L, n))  # (B, L, n)
-
-
-class Mlp(nn.Module):
-    """n → 4n → n with exact GELU (timm's default Mlp)."""
-
-    def __init__(self, hidden_size: int, mlp_hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(hidden_size, mlp_hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(mlp_hidden, hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
+# The patch embedding, the ADM timestep sinusoid and the (qkv-bias-optional) attention are
+# common.py's; U-ViT's MLP is that Mlp with the exact GELU (timm's default).
 
 class Block(nn.Module):
     """Pre-norm transformer block; an out-block first fuses its long skip with 2n → n."""
@@ -160,9 +89,9 @@ class Block(nn.Module):
         n = cfg.hidden_size
         self.skip_linear = nn.Linear(2 * n, n) if skip else None
         self.norm1 = nn.LayerNorm(n)
-        self.attn = Attention(n, cfg.n_heads, cfg.d_head, cfg.qkv_bias)
+        self.attn = common.Attention(n, cfg.n_heads, cfg.d_head, cfg.qkv_bias)
         self.norm2 = nn.LayerNorm(n)
-        self.mlp = Mlp(n, int(n * cfg.mlp_ratio))
+        self.mlp = common.Mlp(n, int(n * cfg.mlp_ratio), approximate="none")
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if self.skip_linear is not None:
@@ -183,7 +112,7 @@ class UViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         n, g = cfg.hidden_size, cfg.grid_size
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.in_channels, n)
+        self.patch_embed = common.PatchEmbed(cfg.patch_size, cfg.in_channels, n)
         self.label_emb = nn.Embedding(cfg.num_classes, n)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.extras + g * g, n))  # learned
         self.in_blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth // 2))
@@ -194,6 +123,27 @@ class UViT(nn.Module):
         self.final_layer = (nn.Conv2d(cfg.in_channels, cfg.in_channels, 3, padding=1)
                             if cfg.conv else nn.Identity())
         self.initialize_weights()
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, p²·C) → (B, C, H, W), inverse of the patch embedding's token order."""
+        return common.unpatchify(x, self.cfg.patch_size, self.cfg.grid_size, self.cfg.in_channels)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) latent, t (B,) float timesteps, y (B,) long class labels."""
+        x = self.patch_embed(x)  # (B, T, n)
+        time_token = common.timestep_embedding(t, self.cfg.hidden_size)[:, None]  # (B, 1, n)
+        label_token = self.label_emb(y)[:, None]  # (B, 1, n)
+        x = torch.cat([label_token, time_token, x], dim=1) + self.pos_embed  # (B, 2 + T, n)
+        skips = []
+        for block in self.in_blocks:
+            x = block(x)
+            skips.append(x)
+        x = self.mid_block(x)
+        for block in self.out_blocks:
+            x = block(x, skips.pop())  # the deepest in-block pairs with the first out-block
+        x = self.decoder_pred(self.norm(x))  # (B, 2 + T, p²·C)
+        x = self.unpatchify(x[:, self.extras:])  # (B, C, H, W)
+        return self.final_layer(x)  # (B, C, H, W)
 
     @torch.no_grad()
     def initialize_weights(self) -> None:
@@ -214,55 +164,12 @@ class UViT(nn.Module):
         # Patch-embed conv, final conv and the class table keep PyTorch's defaults
         # (kaiming-uniform(a=√5) for convs, N(0, 1) for nn.Embedding).
 
-    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, p²·C) → (B, C, H, W), inverse of the patch embedding's token order."""
-        p, g, c = self.cfg.patch_size, self.cfg.grid_size, self.cfg.in_channels
-        x = x.reshape(x.shape[0], g, g, p, p, c)  # (B, h, w, p, q, C)
-        x = torch.einsum("bhwpqc->bchpwq", x)  # (B, C, h, p, w, q)
-        return x.reshape(x.shape[0], c, g * p, g * p)  # (B, C, H, W)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x (B, C, H, W) latent, t (B,) float timesteps, y (B,) long class labels."""
-        x = self.patch_embed(x)  # (B, T, n)
-        time_token = timestep_embedding(t, self.cfg.hidden_size)[:, None]  # (B, 1, n)
-        label_token = self.label_emb(y)[:, None]  # (B, 1, n)
-        x = torch.cat([label_token, time_token, x], dim=1) + self.pos_embed  # (B, 2 + T, n)
-        skips = []
-        for block in self.in_blocks:
-            x = block(x)
-            skips.append(x)
-        x = self.mid_block(x)
-        for block in self.out_blocks:
-            x = block(x, skips.pop())  # the deepest in-block pairs with the first out-block
-        x = self.decoder_pred(self.norm(x))  # (B, 2 + T, p²·C)
-        x = self.unpatchify(x[:, self.extras:])  # (B, C, H, W)
-        return self.final_layer(x)  # (B, C, H, W)
-
 
 # --------------------------------------------------------------------------- specs
 
-WIDTHS = (64, 128, 256)
-BATCH = 2
-
-
-def _spec(name: str, meta: dict[str, Any], depth: int, overrides: dict[str, Any]) -> ModelSpec:
-    small = {"img_size": 8, "patch_size": 2, "in_channels": 4, "num_classes": 10, "depth": depth}
-
-    def config(n: int) -> UViTConfig:
-        return UViTConfig(**{**small, **overrides, "hidden_size": n})
-
-    def factory(n: int) -> UViT:
-        return UViT(config(n))
-
-    def inputs(n: int) -> tuple[torch.Tensor, ...]:
-        cfg = config(n)
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(BATCH, cfg.in_channels, cfg.img_size, cfg.img_size, generator=gen)
-        t = torch.rand(BATCH, generator=gen) * 1000  # (B,) float timesteps
-        y = torch.randint(0, cfg.num_classes, (BATCH,), generator=gen)  # (B,) long labels
-        return x, t, y
-
-    return ModelSpec(factory, inputs, WIDTHS, base_width=64, name=name, meta=meta)
+#: The built-in targets' U-ViT: an 8 × 8 × 4 latent, patch 2, 10 classes.
+SMALL = specs.SmallTarget("uvit", UViTConfig, UViT, specs.class_conditional_inputs,
+                          {"img_size": 8, "patch_size": 2, "in_channels": 4, "num_classes": 10})
 
 
 def uvit_spec(depth: int = 4, **overrides: Any) -> ModelSpec:
@@ -271,11 +178,9 @@ def uvit_spec(depth: int = 4, **overrides: Any) -> ModelSpec:
     Depth 4 because the skip linears exist only in the out-blocks: theory.md §7 asks for
     depth ≥ 4 when modules depend on depth.
     """
-    overrides = {"head_dim": 16, "num_heads": None, **overrides}
-    return _spec("uvit", {"head_dim": "fixed"}, depth, overrides)
+    return SMALL.spec(specs.FIXED_HEAD_DIM, depth, overrides)
 
 
 def uvit_growing_head_dim_spec(depth: int = 4, **overrides: Any) -> ModelSpec:
     """Small U-ViT with 4 heads at every width: the head dim n / 4 grows with n."""
-    overrides = {"head_dim": None, "num_heads": 4, **overrides}
-    return _spec("uvit-growing-head-dim", {"head_dim": "grows"}, depth, overrides)
+    return SMALL.spec(specs.GROWING_HEAD_DIM, depth, overrides)
