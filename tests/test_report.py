@@ -117,7 +117,7 @@ pattern = "blocks.*.adaLN_modulation.1.weight"
 rules = ["TP105"]
 reason = "adaLN-Zero is deliberate"
 """)
-    assert main(["lint", "--config", str(config), "--format", "json"]) == 0
+    assert main(["lint", "--pyproject", str(config), "--format", "json"]) == 0
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert [f["tensor"] for f in findings] == ["final_layer.adaLN_modulation.1.weight"]
 
@@ -125,7 +125,7 @@ reason = "adaLN-Zero is deliberate"
 def test_config_without_reason_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "pyproject.toml"
     config.write_text('[[tool.tpcheck.per-tensor-ignores]]\npattern = "x"\nrules = ["TP1"]\n')
-    assert main(["lint", "dit", "--config", str(config)]) == 2
+    assert main(["lint", "dit", "--pyproject", str(config)]) == 2
     assert "lacks ['reason']" in capsys.readouterr().err
 
 

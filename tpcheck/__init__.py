@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tpcheck.convert import Plan, convert
     from tpcheck.coord import coord_check
     from tpcheck.report import Report
+    from tpcheck.specgen import autospec
 
 #: Public name -> the module that defines it (imported lazily by ``__getattr__``).
 _LAZY = {
@@ -32,6 +33,7 @@ _LAZY = {
     "Report": "tpcheck.report",
     "Finding": "tpcheck.check",
     "coord_check": "tpcheck.coord",
+    "autospec": "tpcheck.specgen",
 }
 
 
@@ -59,4 +61,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Finding", "ModelSpec", "Plan", "Report", "TpcheckError", "__version__", "analyze",
-           "convert", "coord_check", "lint"]
+           "autospec", "convert", "coord_check", "lint"]

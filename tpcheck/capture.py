@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,7 +179,10 @@ def trace_width(spec: ModelSpec, width: int, *, tracer: str = "record",
                 device: str = "meta") -> Trace:
     """Build ``spec``'s model at ``width`` on ``device``, read its inits, trace its forward."""
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
+    # the user's RNG stream is left as it was; the model's own warnings (autocast on the CPU,
+    # deprecations) say nothing about its parametrization
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.manual_seed(0)
         try:
             model, inits = build_with_inits(spec, width, device)

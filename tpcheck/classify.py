@@ -71,6 +71,7 @@ class TensorClass:
     uses: tuple[Use, ...] = ()
     aliases: tuple[str, ...] = ()
     defined_at: str | None = None  # file:line of the assignment creating it (or its module)
+    rounded: tuple[int, ...] = ()  # axes affine in n only up to rounding (≈ 8n/3)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -134,9 +135,12 @@ def classify(graph: OpGraph) -> Classification:
             role, fan_in, fan_out = first.role, first.fan_in, first.fan_out
         else:
             role, fan_in, fan_out = UNUSED, sympy.Integer(1), sympy.Integer(1)
+        rounded = tuple(axis for axis in range(len(shape))
+                        if (name, axis) in graph.shapes.rounded)
         tensors[name] = TensorClass(name=name, shape=shape, role=role, fan_in=fan_in,
                                     fan_out=fan_out, trainable=info.requires_grad, uses=uses,
-                                    aliases=info.aliases, defined_at=info.defined_at)
+                                    aliases=info.aliases, defined_at=info.defined_at,
+                                    rounded=rounded)
     param_uses = {u.node for t in tensors.values() for u in t.uses}
     return Classification(graph=graph, tensors=tensors,
                           contractions=tuple(_weightless(graph, param_uses)),

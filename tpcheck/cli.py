@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tpcheck import __version__
 from tpcheck.errors import TpcheckError
@@ -68,11 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("--sample", action="store_true",
                       help="sample every init on real CPU weights at every width instead of "
                            "reading it from the init calls (slow; a cross-check)")
-    lint.add_argument("--config", default=None,
-                      help="pyproject.toml to read [tool.tpcheck] from (default: nearest)")
+    lint.add_argument("--pyproject", default=None, metavar="PATH",
+                      help="pyproject.toml to read [tool.tpcheck] from (default: the nearest)")
     lint.add_argument("-o", "--output", default=None, help="write the report to this file")
     lint.add_argument("--plan", default=None,
                       help="lint the model with this μP plan applied (from `tpcheck convert`)")
+    _target_arguments(lint)
     lint.set_defaults(run=_run_lint)
 
     convert = sub.add_parser("convert", help="make a μP plan for a model (init, LR, wd, ε)")
@@ -89,12 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--width", type=int, default=None,
                          help="show the changes at this width (default: the largest traced)")
     convert.add_argument("--widths", type=parse_widths, default=None)
+    _target_arguments(convert)
     convert.set_defaults(run=_run_convert)
 
     coord_parser = sub.add_parser(
         "coord", help="coordinate check: measure activation and update sizes across widths "
                       "and compare them with lint's static prediction")
     _coord_arguments(coord_parser)
+    _target_arguments(coord_parser)
     coord_parser.set_defaults(run=_run_coord)
 
     explain = sub.add_parser("explain", help="print a rule's documentation")
@@ -103,8 +107,46 @@ def _parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=_run_explain)
 
     targets = sub.add_parser("targets", help="list the built-in targets")
+    targets.add_argument("--diffusers", action="store_true",
+                         help="list every transformer class of the installed diffusers and "
+                              "whether tpcheck can lint it by name (diffusers:ClassName)")
     targets.set_defaults(run=_run_targets)
     return p
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a model class becomes a spec (``diffusers:SD3Transformer2DModel``, ``f.py:MyDiT``)."""
+    group = parser.add_argument_group("model-class targets (diffusers:Class, module:Class)")
+    group.add_argument("--config", default=None, metavar="CONFIG.json",
+                       help="the class's config.json as save_pretrained writes it (default: "
+                            "the class's own defaults, with less depth)")
+    group.add_argument("--width-arg", default=None, metavar="NAME",
+                       help="constructor argument that holds the width (default: guessed from "
+                            "hidden_size, dim, d_model, width, embed_dim, inner_dim)")
+    group.add_argument("--heads-arg", default=None, metavar="NAME",
+                       help="constructor argument that holds the number of heads")
+    group.add_argument("--head-dim", type=_positive_int, default=None, metavar="N",
+                       help="head dimension kept fixed as the width grows (default: the "
+                            "config's)")
+    group.add_argument("--inputs", default=None, metavar="MODULE:FN",
+                       help="function width -> example forward inputs (module:fn or file.py:fn)")
+
+
+def _target_options(args: argparse.Namespace) -> Any:
+    from tpcheck.targets import TargetOptions
+
+    return TargetOptions(config=args.config, width_arg=args.width_arg, heads_arg=args.heads_arg,
+                         head_dim=args.head_dim, inputs=args.inputs)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
@@ -127,7 +169,7 @@ def _run_lint(args: argparse.Namespace) -> int:
     from tpcheck.pipeline import classify_only, lint
     from tpcheck.targets import load_target
 
-    config = load_config(args.config)
+    config = load_config(args.pyproject)
     targets = args.targets or list(config.targets)
     if not targets:
         raise TpcheckError("no TARGET given and no [tool.tpcheck] targets configured.",
@@ -144,8 +186,9 @@ def _run_lint(args: argparse.Namespace) -> int:
         from tpcheck.convert import Plan
 
         plan = Plan.load(args.plan)
+    options = _target_options(args)
     for target in targets:
-        spec = load_target(target)
+        spec = load_target(target, options)
         if widths:
             spec = spec.with_widths(widths)
         if plan is not None:
@@ -171,7 +214,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     from tpcheck.fold import fold
     from tpcheck.targets import load_target
 
-    spec = load_target(args.target)
+    spec = load_target(args.target, _target_options(args))
     if args.widths:
         spec = spec.with_widths(args.widths)
     plan = convert(spec, base_width=args.base_width, style=args.style,
@@ -245,7 +288,7 @@ def _run_coord(args: argparse.Namespace) -> int:
         from tpcheck.coord.plot import require_matplotlib
 
         require_matplotlib()
-    spec = load_target(args.target)
+    spec = load_target(args.target, _target_options(args))
     plan = None
     if args.plan:
         try:
@@ -288,7 +331,12 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 def _run_targets(args: argparse.Namespace) -> int:
-    del args
+    if args.diffusers:
+        from tpcheck.specgen import diffusers_classes
+
+        for entry in diffusers_classes():
+            print(f"diffusers:{entry.name:<44} {entry.status}")
+        return EXIT_CLEAN
     from tpcheck.models.registry import BUILTINS
 
     for name, entry in BUILTINS.items():

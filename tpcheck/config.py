@@ -55,7 +55,7 @@ def load_config(path: str | None = None) -> Config:
         return Config()
     if not file.is_file():
         raise TpcheckError(f"config file {str(file)!r} does not exist.",
-                           fix="pass --config path/to/pyproject.toml")
+                           fix="pass --pyproject path/to/pyproject.toml")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -92,7 +92,7 @@ class Report:
                               "expected_I": as_json(ue.expected_I),
                               "expected_U": as_json(ue.expected_U(kind))}
                              for d, ue in zip(uses, m.uses, strict=True))
-            rows.append(TensorRow(name, tuple(describe(t.shape)), t.role, str(t.fan_in),
+            rows.append(TensorRow(name, tuple(describe(t.shape, t.rounded)), t.role, str(t.fan_in),
                                   str(t.fan_out), t.trainable, uses, t.aliases, **extra))
         attention = tuple({"node": a.node, "module": a.module, "head_dim": str(a.head_dim),
                            "head_dim_grows": is_infinite(a.head_dim),

@@ -12,6 +12,11 @@ import sympy
 n = sympy.Symbol("n", positive=True, integer=True)
 
 
+#: Prefix of a dimension that is affine in ``n`` only up to rounding (``≈8*n/3``).
+ROUNDED = "≈"
+
+
 def parse(text: str) -> sympy.Expr:
-    """Parse an expression written in ``n`` (as stored in JSON reports and plans)."""
-    return sympy.sympify(text, locals={"n": n})
+    """Parse an expression written in ``n`` (as stored in JSON reports and plans); a rounded
+    dimension's ``≈`` prefix is dropped."""
+    return sympy.sympify(text.removeprefix(ROUNDED), locals={"n": n})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,25 @@ from tpcheck.models import registry
 from tpcheck.spec import ModelSpec
 
 
-def load_target(target: str) -> ModelSpec:
+@dataclass(frozen=True)
+class TargetOptions:
+    """How to build a spec for a target that is a model class rather than a ModelSpec
+    (``diffusers:SD3Transformer2DModel``, ``mypkg.models:MyDiT``, ``file.py:MyDiT``).
+
+    ``config``: a local ``config.json`` (as ``save_pretrained`` writes it) with the class's
+    constructor arguments; ``width_arg`` / ``heads_arg``: the constructor arguments that hold
+    the width and the head count; ``head_dim``: the head dimension kept fixed while the width
+    grows; ``inputs``: ``module:fn`` or ``file.py:fn`` returning example inputs for a width.
+    """
+
+    config: str | None = None
+    width_arg: str | None = None
+    heads_arg: str | None = None
+    head_dim: int | None = None
+    inputs: str | None = None
+
+
+def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
     """Resolve a CLI TARGET into a ModelSpec.
 
     TARGET is a built-in model name (``dit``, ``uvit``, ...), ``package.module:attr`` or

@@ -24,7 +24,7 @@ import torch
 
 from tpcheck.capture import Capture, OpNode, Trace, build_model
 from tpcheck.errors import TpcheckError
-from tpcheck.symbols import n
+from tpcheck.symbols import ROUNDED, n
 
 SymShape = tuple[sympy.Expr, ...]
 
@@ -313,5 +313,5 @@ def is_infinite(dim: sympy.Expr | None) -> bool:
 def describe(shape: SymShape | tuple[sympy.Expr | None, ...],
              rounded: tuple[int, ...] = ()) -> list[str]:
     """A shape as strings (the JSON report's form); ``rounded`` axes are written ``≈…``."""
-    return ["?" if d is None else ("≈" if axis in rounded else "") + str(d)
+    return ["?" if d is None else (ROUNDED if axis in rounded else "") + str(d)
             for axis, d in enumerate(shape)]

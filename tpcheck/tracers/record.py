@@ -12,8 +12,9 @@ What is recorded, per call: the op, its arguments (tensors become graph nodes; n
 and flags stay values), the output's shape (``meta["val"]``), the module path and class
 (``meta["nn_module_stack"]``, from module hooks) and the user's source line
 (``meta["stack_trace"]``). Arguments of the ops whose positions the pipeline reads (linear,
-conv, norms, embedding, attention, einsum, ...) are written in ATen's schema order, the order
-``torch.export`` writes, so one reader serves both tracers.
+conv, norms, embedding, attention, einsum, reductions, ...) are written in ATen's schema order,
+the order ``torch.export`` writes, so one reader serves both tracers; keyword-only parameters
+(SDPA's ``scale``) stay keywords.
 
 Leaves: parameters, buffers and tensors the graph did not produce (``_tensor_constant*``) are
 ``get_attr`` nodes, the example inputs are ``placeholder`` nodes; :class:`Recorded` says which
@@ -60,8 +61,7 @@ _PROPERTIES = {"T": "t", "mT": "transpose", "H": "t", "mH": "transpose", "data":
                "real": "real", "imag": "imag"}
 
 #: Ops whose argument positions the pipeline reads: the Python API's parameter order, then the
-#: ATen order the graph is written in (what ``torch.export`` writes). Keyword-only parameters
-#: (SDPA's ``scale``) stay keywords.
+#: ATen order the graph is written in (what ``torch.export`` writes).
 _SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "linear": (("input", "weight", "bias"),) * 2,
     "bilinear": (("input1", "input2", "weight", "bias"),) * 2,
@@ -88,8 +88,10 @@ _SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "baddbmm": (("input", "batch1", "batch2", "beta", "alpha"),) * 2,
     "cat": (("tensors", "dim"),) * 2,
     "stack": (("tensors", "dim"),) * 2,
+    **{op: (("input", "dim", "keepdim"),) * 2 for op in ("sum", "mean", "amax", "amin",
+                                                          "logsumexp", "nansum", "nanmean")},
+    **{op: (("input", "dim"),) * 2 for op in ("softmax", "log_softmax", "cumsum")},
 }
-_KEYWORD_ONLY = {"scaled_dot_product_attention": ("scale", "enable_gqa")}
 
 
 @dataclass(frozen=True)
@@ -329,9 +331,8 @@ def _canonical(op: str, func: Callable, args: Any, kwargs: dict) -> tuple[list, 
             rest[key] = value
     last = max((aten_order.index(k) for k in given if k in aten_order), default=-1)
     positional = [given.get(k) for k in aten_order[: last + 1]]
-    extra = [a for a in args[len(python_order):]]  # beyond the schema: keep them
-    keep = {k: v for k, v in rest.items() if k in _KEYWORD_ONLY.get(op, ()) or k not in ("out",)}
-    return positional + extra, keep
+    extra = list(args[len(python_order):])  # beyond the schema: keep them
+    return positional + extra, {k: v for k, v in rest.items() if k != "out"}
 
 
 #: Ops whose output has their first input's shape and dtype.
