@@ -6,16 +6,21 @@ This module sits above both :mod:`tpcheck.spec` (what a spec is) and :mod:`tpche
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tpcheck.errors import TpcheckError
 from tpcheck.models import registry
 from tpcheck.spec import ModelSpec
+from tpcheck.specgen.config import FILE_MODULE_PREFIX
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,10 @@ class TargetOptions:
 def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
     """Resolve a CLI TARGET into a ModelSpec.
 
-    TARGET is a built-in model name (``dit``, ``uvit``, ...), ``package.module:attr`` or
-    ``path/to/file.py:attr``; ``attr`` is a ModelSpec or a zero-argument callable
-    returning one.
+    TARGET is a built-in model name (``dit``, ``uvit``, ...), ``package.module:attr``,
+    ``path/to/file.py:attr`` or ``diffusers:ClassName``. ``attr`` is a ModelSpec, a zero-argument
+    callable returning one, or a model class (or a function taking its config as keywords),
+    whose spec :func:`tpcheck.specgen.autospec` builds with ``options``.
     """
     if ":" not in target:
         if target in registry.BUILTINS:
@@ -49,23 +55,18 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
         raise TpcheckError(
             f"unknown target {target!r}.",
             fix="use a built-in name (" + ", ".join(sorted(registry.BUILTINS))
-            + "), package.module:attr or path/to/file.py:attr",
+            + "), package.module:attr, path/to/file.py:attr or diffusers:ClassName",
         )
     location, _, attr = target.rpartition(":")
     if not attr:
         raise TpcheckError(f"target {target!r} names no attribute after ':'.",
                            fix="write TARGET as module:attr, e.g. mypkg.models:dit_spec")
-    module = _import_location(location, target)
-    if not hasattr(module, attr):
-        public = sorted(a for a in vars(module) if not a.startswith("_"))
-        raise TpcheckError(
-            f"{location!r} has no attribute {attr!r}.",
-            where=target,
-            fix="name one of: " + ", ".join(public[:20]) + (" ..." if len(public) > 20 else ""),
-        )
-    obj = getattr(module, attr)
+    obj = _diffusers_class(attr) if location == "diffusers" else _attribute(location, attr,
+                                                                             target)
     if isinstance(obj, ModelSpec):
         return obj
+    if _is_model_class(obj) or (callable(obj) and _takes_arguments(obj)):
+        return _autospec(obj, target, options or TargetOptions())
     if callable(obj):
         try:
             spec = obj()
@@ -79,27 +80,114 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
         if isinstance(spec, ModelSpec):
             return spec
         raise TpcheckError(f"{attr}() returned {type(spec).__name__}, not a tpcheck.ModelSpec.",
-                           where=target, fix="return tpcheck.ModelSpec(factory, inputs, widths)")
-    raise TpcheckError(f"{attr!r} is a {type(obj).__name__}, not a ModelSpec or a callable.",
-                       where=target, fix="point TARGET at a tpcheck.ModelSpec")
+                           where=target, fix="return tpcheck.ModelSpec(factory, inputs, widths), "
+                                             "or point TARGET at the model class")
+    raise TpcheckError(f"{attr!r} is a {type(obj).__name__}, not a ModelSpec, a model class or "
+                       "a callable.", where=target, fix="point TARGET at a tpcheck.ModelSpec or "
+                                                        "a torch.nn.Module class")
 
 
-def _import_location(location: str, target: str) -> Any:
-    """Import ``package.module`` or execute ``path/to/file.py`` as a module."""
+def import_object(reference: str) -> Any:
+    """The object ``module:attr`` or ``path/to/file.py:attr`` names (generated spec files import
+    the user's classes and inputs functions with it). A file already executed is reused, so the
+    class is the very object tpcheck probed."""
+    location, _, attr = reference.rpartition(":")
+    if not location or not attr:
+        raise TpcheckError(f"{reference!r} is not module:attr or file.py:attr.",
+                           fix="write e.g. mypkg.inputs:make_inputs or inputs.py:make_inputs")
+    return _attribute(location, attr, reference, reuse=True)
+
+
+def _attribute(location: str, attr: str, target: str, reuse: bool = False) -> Any:
+    module = _import_location(location, target, reuse=reuse)
+    if not hasattr(module, attr):
+        public = sorted(a for a in vars(module) if not a.startswith("_"))
+        raise TpcheckError(
+            f"{location!r} has no attribute {attr!r}.",
+            where=target,
+            fix="name one of: " + ", ".join(public[:20]) + (" ..." if len(public) > 20 else ""),
+        )
+    return getattr(module, attr)
+
+
+def _is_model_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+
+
+def _takes_arguments(obj: Any) -> bool:
+    """A function with parameters builds a model from its config (a zero-argument callable is
+    a spec builder, as before)."""
+    try:
+        return bool(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        return False
+
+
+def _autospec(obj: Any, target: str, options: TargetOptions) -> ModelSpec:
+    from tpcheck.specgen import autospec
+
+    inputs = None
+    if options.inputs:
+        inputs = import_object(options.inputs) if ":" in options.inputs else None
+        if not callable(inputs):
+            raise TpcheckError(f"--inputs {options.inputs!r} is not a function.",
+                               fix="pass --inputs module:fn or file.py:fn, a function width -> "
+                                   "the forward's example inputs")
+    return autospec(obj, config=options.config, inputs=inputs, width_arg=options.width_arg,
+                    heads_arg=options.heads_arg, head_dim=options.head_dim, name=target)
+
+
+def _diffusers_class(name: str) -> Any:
+    """``diffusers:ClassName``: the class, with close names suggested for a typo."""
+    try:
+        import diffusers
+    except ImportError as exc:
+        raise TpcheckError(f"diffusers:{name} needs diffusers: {exc}",
+                           fix="pip install 'tpcheck[diffusers]'") from exc
+    try:
+        obj = getattr(diffusers, name)
+    except (AttributeError, ImportError, RuntimeError):
+        obj = None
+    if not _is_model_class(obj):
+        from tpcheck.specgen.catalogue import class_names
+
+        close = difflib.get_close_matches(name, class_names(), n=5, cutoff=0.5)
+        raise TpcheckError(f"diffusers {diffusers.__version__} has no model class {name!r}.",
+                           where=f"diffusers:{name}",
+                           fix=("did you mean " + ", ".join(close) + "? " if close else "")
+                           + "`tpcheck targets --diffusers` lists the transformer classes")
+    return obj
+
+
+def _import_location(location: str, target: str, reuse: bool = False) -> Any:
+    """Import ``package.module`` or execute ``path/to/file.py`` as a module.
+
+    A file's folder goes on ``sys.path`` (and stays: its factory may import a module beside it
+    when tpcheck calls it, long after the file ran), so the file imports its neighbours as it
+    does when run as a script.
+    """
     if location.endswith(".py") or "/" in location or "\\" in location:
         path = Path(location)
         if not path.is_file():
             raise TpcheckError(f"file {location!r} does not exist.", where=target,
                                fix="give a path to a Python file, relative to the current "
                                    "directory")
-        mod_name = f"_tpcheck_target_{abs(hash(str(path.resolve())))}"
+        mod_name = f"{FILE_MODULE_PREFIX}{abs(hash(str(path.resolve())))}"
+        if reuse and mod_name in sys.modules:
+            return sys.modules[mod_name]
         spec = importlib.util.spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
             raise TpcheckError(f"cannot load {location!r} as Python.", where=target)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         try:
             spec.loader.exec_module(module)
+        except TpcheckError:
+            sys.modules.pop(mod_name, None)
+            raise
         except Exception as exc:
             sys.modules.pop(mod_name, None)
             raise TpcheckError(f"executing {location!r} raised {type(exc).__name__}: {exc}",

@@ -1,0 +1,258 @@
+"""``autospec``: a :class:`~tpcheck.spec.ModelSpec` for a model class, with no spec to write.
+
+The steps, each checked on the model rather than taken from a per-class list:
+
+1. the config: the constructor's defaults, overridden by ``config`` (a config.json or a dict);
+2. the width: ``heads × head dim`` with the head dim fixed, or the width argument
+   (:mod:`.scaling`); a size the class cannot be built without (``None`` by default) is filled;
+3. the depth: the fewest blocks that keep every kind of block (:mod:`.depth`);
+4. the other sizes: each entry at least as large as the width is probed on meta; an inner size
+   scales with ``n``, an outside size stays fixed (:mod:`.scaling`);
+5. the inputs: inferred from the forward's signature and run (:mod:`.inputs`); an entry equal to
+   the width that is not an inner size stays fixed unless the forward then fails;
+6. the widths: three (×1, ×2, ×4) at which every scaled entry is a whole number, each built.
+
+The result's ``meta["spec_source"]`` is the text of an equivalent spec file (the spec *is* that
+text, executed) and ``meta["notes"]`` says what was decided and why.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from tpcheck.errors import TpcheckError
+from tpcheck.spec import ModelSpec
+
+from . import config as cfg
+from . import depth, inputs, probe, scaling
+from . import notes as explain
+from .scaling import Axes, Scaled
+from .source import Draft, UserInputs, load
+
+#: Values given to sizes the class cannot be built without (``None`` defaults).
+_FILL = {"in_channels": 4, "patch_size": 2, "sample_size": 32}
+_FILL_OTHER = 64
+
+
+def autospec(model: Callable[..., nn.Module], *, config: str | Path | dict[str, Any] | None = None,
+             inputs: Callable[[int], Any] | None = None, width_arg: str | None = None,
+             heads_arg: str | None = None, head_dim: int | None = None,
+             widths: Sequence[int] | None = None, name: str | None = None) -> ModelSpec:
+    """The spec of ``model`` (a class, or a function taking its config as keywords).
+
+    ``config``: a config.json path or a dict of constructor arguments (default: the class's
+    own defaults); ``inputs``: your own ``inputs(width)`` (default: inferred from the forward);
+    ``width_arg`` / ``heads_arg``: the constructor arguments of the width and the head count
+    (default: guessed); ``head_dim``: the head dim kept fixed (default: the config's);
+    ``widths``: the traced widths (default: chosen so that every size divides).
+    """
+    target = cfg.describe_target(model, label=name)
+    entries, notes = _config(target, config)
+    axes = scaling.find_axes(entries, set(cfg.constructor(model).parameters),
+                             width_arg=width_arg, heads_arg=heads_arg, head_dim=head_dim,
+                             label=target.label)
+    law, rewritten = scaling.base_law(axes, entries)
+    user = _user_inputs(inputs)
+    draft = Draft(target=target, config={**entries, **rewritten}, scaled={},
+                  head_dim=axes.head_dim if axes.heads_arg else None,
+                  defaults=cfg.defaults(model)[0], user_inputs=user)
+    draft = _with_law(draft, law)
+    trial = scaling.smallest_width(law, draft.head_dim)
+    draft, filled = _fill_missing(draft, trial)
+    draft, cuts = depth.reduce(draft, trial)
+    law, pending, size_notes = _probe_sizes(draft, axes, law, {c.entry for c in cuts}, trial)
+    draft = _with_law(draft, {**law, **pending})
+    test = scaling.smallest_width(law, draft.head_dim)
+    test = test if test != axes.d0 else 2 * test
+    draft = _runnable(draft, test)
+    law, equal_notes = _settle_equal(draft, law, pending, test)
+    draft = _with_law(draft, law)
+    chosen = tuple(widths) if widths else _choose_widths(draft, law)
+    depth_note = explain.depth_note(cuts, depth.candidates(entries))
+    notes = [*notes, axes.describe(), *filled, *explain.law_notes(law, axes), *size_notes,
+             *equal_notes, explain.small_note(draft, axes, {c.entry for c in cuts}), depth_note,
+             explain.widths_note(chosen, axes, law, bool(widths)), explain.inputs_note(draft)]
+    summary = tuple(explain.wrap([axes.describe() + ".", depth_note + "."]))
+    final = replace(draft, widths=chosen, base_width=min(chosen), summary=summary)
+    loaded = load(final)
+    spec = loaded.namespace["spec"]
+    meta = {"spec_source": loaded.source, "notes": notes,
+            "head_dim": "fixed" if axes.heads_arg else "none",
+            "library": target.library or "user"}
+    return replace(spec, meta=meta)
+
+
+def _config(target: cfg.ClassTarget, config: str | Path | dict[str, Any] | None
+            ) -> tuple[dict[str, Any], list[str]]:
+    values, required = cfg.defaults(target.obj)
+    notes: list[str] = []
+    if isinstance(config, (str, Path)):
+        given, notes = cfg.read_json(config, target)
+        notes.insert(0, f"config: {config} over {target.name}'s defaults")
+    elif isinstance(config, dict):
+        given, notes = cfg.accept(config, target, "config")
+    elif config is None:
+        given = {}
+        notes.append(f"config: {target.name}'s own defaults (no --config)")
+    else:
+        raise TpcheckError(f"config must be a path or a dict, not {type(config).__name__}.")
+    values.update(given)
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise TpcheckError(f"{target.name} needs {', '.join(missing)}, which have no default.",
+                           where=target.label,
+                           fix="pass --config with a config.json that sets them")
+    return values, notes
+
+
+def _user_inputs(fn: Callable[[int], Any] | None) -> UserInputs | None:
+    if fn is None:
+        return None
+    if not callable(fn):
+        raise TpcheckError(f"inputs must be a function width -> inputs, not {fn!r}.")
+    described = cfg.describe_target(fn)
+    return UserInputs(fn, described.name, described.import_line)
+
+
+def _with_law(draft: Draft, law: dict[str, Scaled]) -> Draft:
+    """``draft`` with ``law``'s entries following the width (the config keeps their values
+    at the given width, for the notes and for entries the search turns back to fixed)."""
+    return replace(draft, scaled={k: s.expr for k, s in law.items()})
+
+
+def _fill_missing(draft: Draft, width: int) -> tuple[Draft, list[str]]:
+    """Give a value to ``None`` sizes the class cannot be built without (Latte's
+    ``in_channels``, ``patch_size``, ``caption_channels``), one at a time, until it builds."""
+    if not isinstance(_try(draft, width), Exception):
+        return draft, []
+    params = cfg.constructor(draft.target.obj).parameters
+    nones = [k for k, v in draft.config.items() if v is None and k in params]
+    plain_int = [k for k in nones if _annotation(params[k]) == "int"]
+    optional = sorted((k for k in nones if k not in plain_int and _is_size_name(k)),
+                      key=lambda k: (k not in _FILL, list(params).index(k)))
+    notes = []
+    draft = draft.with_config(**{k: _FILL.get(k, _FILL_OTHER) for k in plain_int})
+    notes += [f"{k}: None in the defaults, set to {_FILL.get(k, _FILL_OTHER)} (the class "
+              "cannot be built without it)" for k in plain_int]
+    for key in [None, *optional]:
+        if key is not None:
+            draft = draft.with_config(**{key: _FILL.get(key, _FILL_OTHER)})
+            notes.append(f"{key}: None in the defaults, set to {_FILL.get(key, _FILL_OTHER)} "
+                         "(the class cannot be built without it)")
+        built = _try(draft, width)
+        if not isinstance(built, Exception):
+            return draft, notes
+    raise TpcheckError(f"{draft.target.label} cannot be built at width {width} from its "
+                       f"defaults: {type(built).__name__}: {built}", where=draft.target.label,
+                       fix="pass --config with a configuration the class can be built with")
+
+
+def _annotation(param: inspect.Parameter) -> str:
+    ann = param.annotation
+    return ann.replace(" ", "") if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+
+
+def _is_size_name(name: str) -> bool:
+    return name in _FILL or "channels" in name or name.endswith("_dim")
+
+
+def _try(draft: Draft, width: int) -> nn.Module | Exception:
+    try:
+        return probe.try_build(load(draft).factory, width)
+    except TpcheckError as exc:
+        return exc
+
+
+def _probe_sizes(draft: Draft, axes: Axes, law: dict[str, Scaled], depth_entries: set[str],
+                 width: int) -> tuple[dict[str, Scaled], dict[str, Scaled], list[str]]:
+    """Entries at least as large as the width, by how the model uses the axes they size.
+
+    Returns the law with the inner sizes added, the entries equal to the width whose fate the
+    forward decides (pending, scaled for now), and notes on the ones kept fixed.
+    """
+    base = _try(draft, width)
+    if isinstance(base, Exception):
+        raise TpcheckError(f"{draft.target.label} cannot be built at width {width}: {base}",
+                           where=draft.target.label, fix="pass --config")
+    law = dict(law)
+    pending: dict[str, Scaled] = {}
+    notes = []
+    skip = {axes.head_dim_arg, *depth_entries, *law}
+    for name, value in cfg.int_entries(draft.config).items():
+        if name in skip or value < axes.d0:
+            continue
+        changed = _try(draft.with_config(**{name: 2 * value}), width)
+        used = set() if isinstance(changed, Exception) else probe.usage(base, changed)
+        if not used - {"vector"} and value != axes.d0:
+            continue
+        if scaling.is_inner(used):
+            law[name] = scaling.ratio_rule(name, value, axes.d0, "an inner size: produced by "
+                                           "one weight and read by another")
+        elif value == axes.d0:
+            pending[name] = scaling.ratio_rule(name, value, axes.d0, "")
+        else:
+            side = "read" if "in" in used else "produced" if "out" in used else "used"
+            notes.append(f"{name} = {value} kept fixed (only {side} by the model's weights: a "
+                         "size from outside the transformer)")
+    return law, pending, notes
+
+
+def _runnable(draft: Draft, width: int) -> Draft:
+    """Inputs that run: the user's (checked) or inferred."""
+    if draft.user_inputs is None:
+        return inputs.infer(draft, width)
+    loaded = load(draft)
+    error = probe.forward_error(loaded.factory, loaded.inputs, width)
+    if error is not None:
+        raise TpcheckError(f"the forward of {draft.target.name} with your inputs({width}) "
+                           f"failed: {error}", where=draft.target.label,
+                           fix="make inputs(n) match the model built at width n (sizes that "
+                               "follow the width must use n)")
+    return draft
+
+
+def _settle_equal(draft: Draft, law: dict[str, Scaled], pending: dict[str, Scaled],
+                  width: int) -> tuple[dict[str, Scaled], list[str]]:
+    """Each entry equal to the width: fixed if the forward still runs with it fixed."""
+    law = dict(law)
+    undecided = dict(pending)
+    notes = []
+    for name, rule in pending.items():
+        del undecided[name]
+        loaded = load(_with_law(draft, {**law, **undecided}))
+        if probe.forward_error(loaded.factory, loaded.inputs, width) is None:
+            notes.append(f"{name} = {draft.config[name]} kept fixed (equal to the width in the "
+                         "config, but the forward runs with it fixed)")
+        else:
+            law[name] = replace(rule, why="equal to the width in the config; the forward fails "
+                                          "unless it follows n")
+    return law, notes
+
+
+def _choose_widths(draft: Draft, law: dict[str, Scaled]) -> tuple[int, ...]:
+    """×1, ×2, ×4 of the smallest width where every scaled entry is whole, doubled until the
+    model builds at all three (a size that must divide by something the config does not say)."""
+    first = scaling.smallest_width(law, draft.head_dim)
+    factory = load(draft).factory
+    failure: tuple[int, Exception] | None = None
+    for _ in range(4):
+        chosen = (first, 2 * first, 4 * first)
+        failure = None
+        for w in chosen:
+            built = probe.try_build(factory, w)
+            if isinstance(built, Exception):
+                failure = (w, built)
+                break
+        if failure is None:
+            return chosen
+        first *= 2
+    assert failure is not None
+    raise TpcheckError(f"{draft.target.label} cannot be built at width {failure[0]}: "
+                       f"{type(failure[1]).__name__}: {failure[1]}", where=draft.target.label,
+                       fix="pass --widths with three widths the model can be built at")
