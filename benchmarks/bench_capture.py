@@ -1,11 +1,13 @@
-"""Capture + classify at realistic widths, against the mup workflow that gives the same facts.
+"""Capture + classify at realistic widths: the recorder against ``torch.export``, and against
+the mup workflow that gives the same facts.
 
-    python benchmarks/bench_capture.py                     # DiT-XL/2 pair + SD3 at full widths
-    python benchmarks/bench_capture.py --rows sd3-reduced  # SD3 pair at widths mup fits
+    python benchmarks/bench_capture.py                     # DiT-XL/2 rows + SD3 at full widths
+    python benchmarks/bench_capture.py --rows sd3-reduced  # SD3 rows at widths mup fits
 
-Ours: ``tpcheck.analyze(spec, device="meta")`` (``tpcheck.pipeline.analyze``): build the
-model on the meta device at each traced width, ``torch.export`` it, fit every dim in ``n``,
-classify every parameter. No weight is ever allocated.
+Ours: ``tpcheck.analyze(spec, device="meta", tracer=...)`` (``tpcheck.pipeline.analyze``):
+build the model on the meta device at each traced width (reading its inits), trace one
+forward — with the recorder (the default) or ``torch.export`` (``--tracer export``) — fit
+every dim in ``n``, classify every parameter. No weight is ever allocated.
 
 The alternative a user has today for "which dims of which tensor grow with the width":
 mup's ``set_base_shapes(target, base, delta=delta)``, which needs the base, delta and
@@ -90,7 +92,7 @@ TABLES = {"dit": "DIT", "sd3": "MMDIT"}  # hand-written expected roles in tests/
 
 # --------------------------------------------------------------------------- measured calls
 
-def ours(kind: str, widths: tuple[int, ...]) -> dict[str, Any]:
+def ours(kind: str, widths: tuple[int, ...], tracer: str = "record") -> dict[str, Any]:
     """capture + classify on the meta device; returns what a table row and checks need."""
     from collections import Counter
 
@@ -100,7 +102,7 @@ def ours(kind: str, widths: tuple[int, ...]) -> dict[str, Any]:
     from tpcheck.symbols import n
 
     spec = SPECS[kind](widths)
-    classification = tpcheck.analyze(spec, device="meta")
+    classification = tpcheck.analyze(spec, device="meta", tracer=tracer)
     capture = classification.graph.shapes.capture
     shapes = classification.graph.shapes.param_shapes
     count = sympy.expand(sum(sympy.Mul(*shape) for shape in shapes.values()))
@@ -114,9 +116,8 @@ def ours(kind: str, widths: tuple[int, ...]) -> dict[str, Any]:
         "params": {w: int(count.subs(n, w)) for w in widths},
         "params_traced": {w: sum(math.prod(p.shape) for p in tr.params.values())
                           for w, tr in capture.traces.items()},
-        # Trace.seconds is stamped before capture._read runs: build + export only.
-        "Trace.seconds (build+export)": {w: round(tr.seconds, 2)
-                                         for w, tr in capture.traces.items()},
+        "Trace.seconds (build + inits + trace)": {w: round(tr.seconds, 2)
+                                                  for w, tr in capture.traces.items()},
         "trace_device": {w: tr.device for w, tr in capture.traces.items()},
         "attention": len(classification.attention),
     }
@@ -229,7 +230,9 @@ def main() -> int:
     def run_pair(kind: str, label: str, widths: tuple[int, ...]) -> _measure.Result:
         print(f"{label}, widths {w(widths)}", flush=True)
         mine = _measure.measure(ours, kind, widths, timeout=TIMEOUT_S)
-        _measure.show("ours  capture+classify (meta)", mine)
+        _measure.show("ours  capture+classify (meta, recorder)", mine)
+        exported = _measure.measure(ours, kind, widths, "export", timeout=TIMEOUT_S)
+        _measure.show("ours  capture+classify (meta, torch.export)", exported)
         note = ""
         alt, alt_note = True, ""
         if mine.ok:
@@ -255,7 +258,11 @@ def main() -> int:
                     alt_note += "; measured at smaller widths by --rows sd3-reduced"
         else:
             problems.append(f"{label}: analyze failed:\n{mine.error}")
-        rows.append(fmt_row(f"{label}: tpcheck analyze (meta)", w(widths), mine, note=note))
+        rows.append(fmt_row(f"{label}: tpcheck analyze (meta, recorder)", w(widths), mine,
+                            note=note))
+        rows.append(fmt_row(f"{label}: tpcheck analyze (meta, --tracer export)", w(widths),
+                            exported, mine, note="the same roles" if exported.ok and mine.ok
+                            and exported.value["roles"] == mine.value["roles"] else ""))
         if not alt:
             rows.append(fmt_row(f"{label}: mup set_base_shapes (CPU)", w(widths), None,
                                 note=alt_note))

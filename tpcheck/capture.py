@@ -312,18 +312,31 @@ def training_graph(model: torch.nn.Module) -> Iterator[None]:
             module.training = mode
 
 
-def optimizer_settings(spec: ModelSpec, model: torch.nn.Module, width: int
-                        ) -> tuple[dict[str, dict[str, Any]] | None, type | None, str | None]:
-    """Each parameter's param-group settings in the spec's optimizer, by qualified name."""
+def optimizer_settings(spec: ModelSpec, model: torch.nn.Module, width: int, *,
+                       strict: bool = False
+                       ) -> tuple[dict[str, dict[str, Any]] | None, type | None, str | None]:
+    """Each parameter's param-group settings in the spec's optimizer, by qualified name.
+
+    Not ``strict`` (on a meta model): a failure is returned as text, to retry on the CPU.
+    """
     try:
         opt = spec.build_optimizer(model, width)
     except TpcheckError as exc:
+        if strict:
+            raise
         return None, None, exc.render()
     by_id: dict[int, dict[str, Any]] = {}
-    for group in opt.param_groups:
-        settings = {k: v for k, v in group.items() if k != "params"}
-        for p in group["params"]:
-            by_id[id(p)] = settings
+    try:
+        for group in opt.param_groups:
+            settings = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                by_id[id(p)] = settings
+    except Exception as exc:  # the user's optimizer class: its param groups are its API
+        raise TpcheckError(
+            f"reading the param groups of the spec's {type(opt).__name__} raised "
+            f"{type(exc).__name__}: {exc}", where=where_in(spec, width, exc),
+            fix="param_groups must be a list of dicts with a 'params' list, as in "
+                "torch.optim.Optimizer") from exc
     groups = {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
     return groups, type(opt), None
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tpcheck import __version__
-from tpcheck.errors import TpcheckError
+from tpcheck.errors import InternalError, TpcheckError
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_TOOL_ERROR = 0, 1, 2
 #: Default of ``coord --tolerance`` (tpcheck.coord.judge.TOLERANCE, kept here so --help is cheap).
@@ -34,10 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tpcheck: error: {exc.render()}", file=sys.stderr)
         return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
+        print("tpcheck: interrupted (Ctrl-C): nothing was written, no verdict", file=sys.stderr)
         return EXIT_TOOL_ERROR
     except BrokenPipeError:  # `tpcheck explain --all | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_CLEAN
+    except Exception as exc:  # a bug in tpcheck: one message and exit 2, never a traceback
+        if os.environ.get("TPCHECK_DEBUG"):
+            raise
+        error = InternalError.during(args.command, exc)
+        print(f"tpcheck: error: {error.render()}", file=sys.stderr)
+        return EXIT_TOOL_ERROR
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -89,10 +89,6 @@ class Plan:
     attention: tuple[AttentionRule, ...] = ()
     optimizer: dict[str, Any] = field(default_factory=dict)  # the spec's base hyperparameters
     zero_readout: bool = False
-    #: The source model's own init size in n, by tensor (read from its init calls): what
-    #: ``apply`` rescales from, so that the result does not depend on one draw's sample RMS
-    #: and a meta model (no values) converts the same way.
-    source_init: dict[str, str] = field(default_factory=dict)
     source_spec: ModelSpec | None = field(default=None, compare=False, repr=False)
 
     # --- applying ---------------------------------------------------------------------
@@ -143,8 +139,7 @@ class Plan:
         if reinit:
             with torch.no_grad():
                 for name, rule in self.tensors.items():
-                    _reinit(params[name], rule, width, self.base_width,
-                            self.source_init.get(name))
+                    _reinit(params[name], rule, width, self.base_width)
         for att in self.attention:
             _set_attention_scale(model, att, width)
         if self.style == "multiplier":
@@ -217,7 +212,6 @@ class Plan:
                 "style": self.style, "zero_readout": self.zero_readout,
                 "optimizer": self.optimizer,
                 "tensors": {k: asdict(v) for k, v in self.tensors.items()},
-                "source_init": dict(self.source_init),
                 "attention": [asdict(a) for a in self.attention]}
 
     @classmethod
@@ -228,9 +222,7 @@ class Plan:
                        tensors={k: TensorRule(**v) for k, v in data["tensors"].items()},
                        attention=tuple(AttentionRule(**a) for a in data.get("attention", ())),
                        optimizer=dict(data.get("optimizer", {})),
-                       zero_readout=bool(data.get("zero_readout", False)),
-                       source_init={str(k): str(v)
-                                    for k, v in data.get("source_init", {}).items()})
+                       zero_readout=bool(data.get("zero_readout", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise TpcheckError(f"not a tpcheck plan: {exc}",
                                fix="write plans with `tpcheck convert TARGET -o plan.json`"
@@ -291,8 +283,6 @@ def convert(spec: ModelSpec, *, base_width: int | None = None, style: str = "ini
     std_base = ({name: tm.init.values[base] for name, tm in measurement.tensors.items()}
                 if base in classification.graph.shapes.widths else own_init_std(spec, base))
     tensors = {}
-    source_init = {name: str(law) for name, tm in measurement.tensors.items()
-                   if (law := tm.init.expression()) is not None}
     for name, t in classification.tensors.items():
         a_own = measurement.tensors[name].a
         a_own = a_own if a_own.is_Rational else sympy.Integer(0)
@@ -302,7 +292,7 @@ def convert(spec: ModelSpec, *, base_width: int | None = None, style: str = "ini
                       if is_infinite(a.head_dim))
     return Plan(model=spec.label, base_width=base, style=style, tensors=tensors,
                 attention=_unique(attention), optimizer=_base_optimizer(spec, base),
-                zero_readout=zero_readout, source_init=source_init, source_spec=spec)
+                zero_readout=zero_readout, source_spec=spec)
 
 
 def _tensor_rule(name: str, t: Any, base: int, std_base: float, style: str,
@@ -387,13 +377,13 @@ def _base_optimizer(spec: ModelSpec, base: int) -> dict[str, Any]:
 # --- applying, per tensor and per module ----------------------------------------------------
 
 
-def _reinit(p: torch.nn.Parameter, rule: TensorRule, width: int, base: int,
-            own: str | None) -> None:
+def _reinit(p: torch.nn.Parameter, rule: TensorRule, width: int, base: int) -> None:
     """Rescale the model's own init to the plan's std; exact identity at the base width.
 
-    The factor is target / own, ``own`` the source model's init size at this width as the
-    plan recorded it; without it (an old plan), the tensor's own RMS, or on the meta device
-    (no values) a fresh draw of the target size.
+    A tensor with values is scaled by target / its own RMS, so its RMS is the target exactly;
+    a meta tensor has no values, and gets a draw of the target size, which is all tpcheck's
+    init reader sees of it (asked through ``.device``: code asking ``is_meta`` reads as
+    unreadable).
     """
     if rule.init == "keep" or (width == base and rule.init == "scale"):
         return
@@ -401,13 +391,8 @@ def _reinit(p: torch.nn.Parameter, rule: TensorRule, width: int, base: int,
         p.zero_()
         return
     target = rule.std_base * rule.at(rule.init_mult, width)
-    # A meta tensor has no values to rescale: draw the target size, which is all that tpcheck's
-    # init reader sees of it (asked through .device: code asking is_meta reads as unreadable).
-    if own is not None:
-        current = float(parse(own).subs(n, width))
-    else:
-        current = 0.0 if p.device.type == "meta" else (
-            float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0)
+    current = 0.0 if p.device.type == "meta" else (
+        float(p.detach().double().pow(2).mean().sqrt()) if p.numel() else 0.0)
     if current > 0.0:
         p.mul_(target / current)
     else:

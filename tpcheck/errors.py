@@ -8,6 +8,10 @@ We never use ``assert`` for user errors: ``python -O`` strips asserts.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 
 class TpcheckError(Exception):
     """A problem with the user's target, model or configuration (CLI exit code 2)."""
@@ -26,3 +30,36 @@ class TpcheckError(Exception):
         if self.fix:
             lines.append(f"  fix:   {self.fix}")
         return "\n".join(lines)
+
+
+#: Where users report a bug in tpcheck itself.
+ISSUES_URL = "https://github.com/tpcheck/tpcheck/issues"
+
+
+class InternalError(TpcheckError):
+    """A bug in tpcheck, not in the user's model: still exit 2 and one readable message, with
+    the stage it happened in and how to report it (``TPCHECK_DEBUG=1`` shows the traceback)."""
+
+    @classmethod
+    def during(cls, stage: str, exc: BaseException, target: str | None = None) -> InternalError:
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f"{os.sep}tpcheck{os.sep}" in f.filename]
+        at = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "unknown"
+        where = f"the {stage} stage ({at})" + (f", target {target}" if target else "")
+        return cls(f"internal error in tpcheck: {type(exc).__name__}: {exc}", where=where,
+                   fix=f"this is a bug in tpcheck, not in your model: please report it at "
+                       f"{ISSUES_URL} with the command you ran and this message "
+                       f"(TPCHECK_DEBUG=1 prints the traceback)")
+
+
+@contextlib.contextmanager
+def stage(name: str, target: str | None = None) -> Iterator[None]:
+    """Run a pipeline stage: an unexpected exception becomes an :class:`InternalError`."""
+    try:
+        yield
+    except (TpcheckError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise InternalError.during(name, exc, target) from exc

@@ -125,6 +125,9 @@ class _Storage:
 
     whole: _State
     parts: list[tuple[float, _State]] = field(default_factory=list)
+    #: Scaled in place while it held real values: the factor may come from those values (a
+    #: normalisation to a target RMS), so the moments carry that draw's sampling noise.
+    noisy: bool = False
 
 
 def _fill(m1: float, m2: float, call: str, step: Step | None) -> _Moments:
@@ -267,6 +270,7 @@ class InitRecorder(TorchFunctionMode):
             return
         entry.whole = _transform(entry.whole, op, operands, kwargs)
         entry.parts = [(f, _transform(s, op, operands, kwargs)) for f, s in entry.parts]
+        entry.noisy = entry.noisy or not target.is_meta
 
     def _taint(self, tensor: Any, why: str) -> None:
         if isinstance(tensor, torch.Tensor):
@@ -354,7 +358,8 @@ class InitRecorder(TorchFunctionMode):
             total += fraction * float(got.mean_square)
             how = "probed" if got.how == "probed" else how
             details.append(got.detail)
-        return InitRead(total, how, " + ".join(d for d in details if d))
+        return InitRead(total, how, " + ".join(d for d in details if d),
+                        entries=p.numel() if entry.noisy else 0)
 
     def _evaluate(self, state: _State) -> InitRead:
         if isinstance(state, _Moments):

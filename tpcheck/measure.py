@@ -206,10 +206,12 @@ def _how(reads: dict[int, InitRead]) -> str:
 
 
 def _entries(reads: dict[int, InitRead]) -> dict[int, int] | None:
-    """Entry counts when capture sampled real tensors (their noise widens the snapping)."""
-    if all(r.how != "sampled" for r in reads.values()):
+    """Entry counts where the reads carry a draw's sampling noise (real tensors sampled, or
+    scaled by a factor taken from their own values): the noise widens the snapping."""
+    if all(r.entries == 0 for r in reads.values()):
         return None
-    return {w: max(r.entries, 1) for w, r in reads.items()}
+    exact = 10 ** 12  # a read with no draw noise: as good as infinitely many entries
+    return {w: r.entries or exact for w, r in reads.items()}
 
 
 @dataclass
@@ -251,10 +253,8 @@ def _groups(spec: ModelSpec, capture: Capture) -> tuple[dict[str, dict[int, dict
     for w, trace in capture.traces.items():
         groups, cls = trace.groups, trace.optimizer
         if groups is None or cls is None:  # it could not be built on meta: try the CPU
-            groups, cls, error = optimizer_settings(spec, build_model(spec, w, "cpu"), w)
-            if groups is None or cls is None:
-                raise TpcheckError(error or "the spec's optimizer could not be built.",
-                                   where=f"{spec.label}, width {w}")
+            groups, cls, _ = optimizer_settings(spec, build_model(spec, w, "cpu"), w,
+                                                strict=True)
         info = info or optimizer_info(cls, list(groups.values()))
         for name, settings in groups.items():
             out.setdefault(name, {})[w] = settings

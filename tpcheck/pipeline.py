@@ -1,9 +1,15 @@
 """The lint pipeline, stage after stage: spec → capture → widths → graph → classify →
-measure → propagate → check → report. Each stage only reads the previous stage's output."""
+measure → propagate → check → report. Each stage only reads the previous stage's output.
+
+Every stage runs inside :func:`tpcheck.errors.stage`: the user's mistakes are already
+:class:`~tpcheck.errors.TpcheckError`\\ s naming their source line, and anything else that
+escapes is a bug in tpcheck, reported as one (exit 2, never a bare traceback).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from tpcheck import capture as capture_stage
 from tpcheck import check as check_stage
@@ -13,34 +19,55 @@ from tpcheck import measure as measure_stage
 from tpcheck import propagate as propagate_stage
 from tpcheck import widths as widths_stage
 from tpcheck.classify import Classification
+from tpcheck.errors import stage
 from tpcheck.report import Report
 from tpcheck.rules import selected
 from tpcheck.spec import ModelSpec
 
+Progress = Callable[[str], None]
 
-def analyze(spec: ModelSpec, *, device: str = "auto", tracer: str = "record") -> Classification:
+
+def analyze(spec: ModelSpec, *, device: str = "auto", tracer: str = "record",
+            progress: Progress | None = None) -> Classification:
     """Trace ``spec`` at every width and classify every parameter (no real weights needed)."""
-    captured = capture_stage.capture(spec, device=device, tracer=tracer)
-    shapes = widths_stage.fit(captured)
-    return classify_stage.classify(graph_stage.build(shapes))
+    target = spec.label
+    with stage("capture", target):
+        captured = capture_stage.capture(spec, device=device, tracer=tracer, progress=progress)
+    with stage("widths", target):
+        shapes = widths_stage.fit(captured)
+    with stage("graph", target):
+        graph = graph_stage.build(shapes)
+    with stage("classify", target):
+        return classify_stage.classify(graph)
 
 
-def classify_only(spec: ModelSpec, *, device: str = "auto", tracer: str = "record") -> Report:
+def classify_only(spec: ModelSpec, *, device: str = "auto", tracer: str = "record",
+                  progress: Progress | None = None) -> Report:
     """The tensors table alone: roles and fans, no measurement (``tpcheck lint --roles-only``)."""
     start = time.perf_counter()
-    classification = analyze(spec, device=device, tracer=tracer)
-    return Report.from_classification(classification, seconds=time.perf_counter() - start)
+    classification = analyze(spec, device=device, tracer=tracer, progress=progress)
+    with stage("report", spec.label):
+        return Report.from_classification(classification, seconds=time.perf_counter() - start)
 
 
 def lint(spec: ModelSpec, *, select: list[str] | None = None, ignore: list[str] | None = None,
          ignores: tuple[check_stage.Ignore, ...] = (), device: str = "auto",
-         tracer: str = "record", sample: bool = False, seeds: int = 2) -> Report:
+         tracer: str = "record", sample: bool = False, seeds: int = 2,
+         progress: Progress | None = None) -> Report:
     """Run every stage on ``spec`` and return the report (the user's model object is never
     touched: tpcheck builds its own, on the meta device where it can)."""
     start = time.perf_counter()
-    classification = analyze(spec, device=device, tracer=tracer)
-    measurement = measure_stage.measure(spec, classification, seeds=seeds, sample=sample)
-    propagation = propagate_stage.propagate(measurement)
-    findings = check_stage.check(propagation, selected(select, ignore), ignores)
-    return Report.from_propagation(propagation, findings,
-                                   seconds=time.perf_counter() - start)
+    rules = selected(select, ignore)
+    classification = analyze(spec, device=device, tracer=tracer, progress=progress)
+    target = spec.label
+    if progress:
+        progress("measuring and checking")
+    with stage("measure", target):
+        measurement = measure_stage.measure(spec, classification, seeds=seeds, sample=sample)
+    with stage("propagate", target):
+        propagation = propagate_stage.propagate(measurement)
+    with stage("check", target):
+        findings = check_stage.check(propagation, rules, ignores)
+    with stage("report", target):
+        return Report.from_propagation(propagation, findings,
+                                       seconds=time.perf_counter() - start)

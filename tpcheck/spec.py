@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from tpcheck.errors import TpcheckError
+from tpcheck.sources import user_frame
 
 Factory = Callable[[int], torch.nn.Module]
 InputsFn = Callable[[int], "tuple[Any, ...] | dict[str, Any]"]
@@ -96,8 +97,9 @@ class ModelSpec:
         try:
             opt = (self.optimizer or default_optimizer)(model)
         except Exception as exc:
+            line = user_frame(exc)
             raise TpcheckError(f"the spec's optimizer raised {type(exc).__name__}{at}: {exc}",
-                               where=self.label,
+                               where=f"{self.label}, {line}" if line else self.label,
                                fix="make optimizer(model) build a torch.optim.Optimizer") from exc
         if not isinstance(opt, torch.optim.Optimizer):
             raise TpcheckError(f"optimizer(model) returned {type(opt).__name__}{at}.",

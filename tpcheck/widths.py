@@ -138,6 +138,15 @@ def fit(capture: Capture) -> Shapes:
         rounded.update(pending)
     if failed:
         raise _not_affine(capture, failed)
+    if param_shapes and not any(is_infinite(d) for shape in param_shapes.values() for d in shape):
+        sizes = {w: sum(math.prod(p.shape) for p in capture.traces[w].params.values())
+                 for w in widths}
+        raise TpcheckError(
+            "no parameter dimension grows with the width: the model is the same at every traced "
+            "width (" + ", ".join(f"n={w}: {s:,} parameters" for w, s in sizes.items()) + ").",
+            where=capture.spec.label,
+            fix="make factory(width) build the model at hidden size `width` (the factory's "
+                "argument is the width n; it is ignored now)")
 
     node_shapes: dict[str, tuple[sympy.Expr | None, ...] | None] = {}
     for i, node in enumerate(base.nodes):

@@ -64,6 +64,13 @@ def coord_check(spec: ModelSpec, *, widths: Sequence[int] | None = None, steps: 
         except TpcheckError as exc:  # the measurement stands on its own
             notes.append(f"no static prediction: {exc.what}")
     runs = {(w, s): train(spec, w, s, steps, lr) for s in range(seeds) for w in widths}
+    if len({runs[w, 0].parameters for w in widths}) == 1:
+        raise TpcheckError(
+            f"the model has {runs[widths[0], 0].parameters:,} parameters at every width "
+            f"({'/'.join(map(str, widths))}): its size does not depend on the width.",
+            where=spec.label,
+            fix="make factory(width) build the model at hidden size `width` (the factory's "
+                "argument is the width n; it is ignored now)")
     optimizer = runs[widths[0], 0].optimizer
     divergences = tuple(r.diverged for r in runs.values() if r.diverged)
     fitted = tuple(w for w in widths if not any(runs[w, s].diverged for s in range(seeds)))

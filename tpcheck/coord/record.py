@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from tpcheck.capture import build_model, example_inputs
+from tpcheck.capture import build_model, example_inputs, where_in
 from tpcheck.coord.report import Divergence
 from tpcheck.errors import TpcheckError
 from tpcheck.spec import ModelSpec
@@ -44,6 +44,8 @@ class Run:
     #: Trainable tensors whose gradient stayed zero in every step (unused, or behind more
     #: zero-initialised layers than there were steps).
     never_moved: tuple[str, ...] = ()
+    #: How many parameters the model had: equal at every width means the factory ignores n.
+    parameters: int = 0
 
 
 class Recorder(TorchFunctionMode):
@@ -173,7 +175,8 @@ def train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None) 
         model = build_model(spec, width, "cpu")
         args, kwargs = example_inputs(spec, width, "cpu")
         opt = _optimizer(spec, model, width, lr)
-        run = Run(optimizer=type(opt).__name__)
+        run = Run(optimizer=type(opt).__name__,
+                  parameters=sum(p.numel() for p in model.parameters()))
         model.eval()
         recorder = Recorder(model, run)
         gen = torch.Generator().manual_seed(10_000 + seed)
@@ -211,7 +214,7 @@ def train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None) 
         except Exception as exc:  # the user's model: report with the width and step
             raise TpcheckError(
                 f"training raised {type(exc).__name__} at width {width}, step {step}: {exc}",
-                where=spec.label,
+                where=where_in(spec, width, exc),
                 fix="make factory(width), inputs(width) and optimizer(model) train on the CPU; "
                     "the model's output must depend on trainable parameters") from exc
         finally:
