@@ -166,3 +166,200 @@ def sd3_inputs(n: int) -> dict[str, Any]:
 def sd3_spec() -> ModelSpec:
     """diffusers SD3 MMDiT, head dim fixed at 16, 2 layers (the last one context-pre-only)."""
     return _spec("diffusers-sd3", sd3_model, sd3_inputs)
+
+
+# --------------------------------------------------------------------------- Flux
+
+FLUX_AXES_DIMS_ROPE = (4, 6, 6)  # RoPE over (text/frame, row, column); sums to the head dim 16
+LATENT_TOKENS = (SAMPLE_SIZE // PATCH_SIZE) ** 2  # 16 tokens of the 8 × 8 latent in 2 × 2 patches
+
+
+def flux_model(n: int) -> torch.nn.Module:
+    """``FluxTransformer2DModel`` at width n: one double-stream and one single-stream block,
+    on the 8 × 8 × 4 latent packed into 2 × 2 patches (the pipeline packs; patch_size is 1)."""
+    from diffusers import FluxTransformer2DModel
+
+    heads = _sizes(n)["num_attention_heads"]
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=IN_CHANNELS * PATCH_SIZE**2, num_layers=1, num_single_layers=1,
+        attention_head_dim=HEAD_DIM, num_attention_heads=heads,
+        joint_attention_dim=JOINT_ATTENTION_DIM, pooled_projection_dim=POOLED_PROJECTION_DIM,
+        guidance_embeds=False, axes_dims_rope=FLUX_AXES_DIMS_ROPE)
+
+
+def flux_inputs(n: int) -> dict[str, Any]:
+    gen = _generator()
+    side = SAMPLE_SIZE // PATCH_SIZE
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(-1, 3).float()
+    return {
+        # (B, tokens, C·p²): the latent packed into patches, as FluxPipeline passes it
+        "hidden_states": torch.randn(BATCH, LATENT_TOKENS, IN_CHANNELS * PATCH_SIZE**2,
+                                     generator=gen),
+        "encoder_hidden_states": _tokens(gen, JOINT_ATTENTION_DIM),  # (B, L, joint_dim)
+        "pooled_projections": torch.randn(BATCH, POOLED_PROJECTION_DIM, generator=gen),
+        "timestep": torch.rand(BATCH, generator=gen),  # (B,) in [0, 1]: Flux scales by 1000
+        "img_ids": img_ids,  # (tokens, 3): (0, row, column) of each patch
+        "txt_ids": torch.zeros(CAPTION_LENGTH, 3),  # (L, 3)
+        "return_dict": False,
+    }
+
+
+def flux_spec() -> ModelSpec:
+    """diffusers Flux.1, head dim fixed at 16, one double- and one single-stream block."""
+    return _spec("diffusers-flux", flux_model, flux_inputs)
+
+
+# --------------------------------------------------------------------------- Lumina-Image 2.0
+
+LUMINA_AXES_DIM_ROPE = (4, 6, 6)
+FFN_MULTIPLE_OF = 16  # the FFN size 4n is rounded up to a multiple of this (256 in the paper)
+
+
+def lumina2_model(n: int) -> torch.nn.Module:
+    """``Lumina2TransformerBlock``s at width n: one noise and one context refiner, two main
+    layers, grouped-query attention with half as many KV heads (at least one)."""
+    from diffusers import Lumina2Transformer2DModel
+
+    heads = _sizes(n)["num_attention_heads"]
+    return Lumina2Transformer2DModel(
+        sample_size=SAMPLE_SIZE, patch_size=PATCH_SIZE, in_channels=IN_CHANNELS, hidden_size=n,
+        num_layers=NUM_LAYERS, num_refiner_layers=1, num_attention_heads=heads,
+        num_kv_heads=max(heads // 2, 1), multiple_of=FFN_MULTIPLE_OF,
+        axes_dim_rope=LUMINA_AXES_DIM_ROPE, axes_lens=(300, 512, 512),
+        cap_feat_dim=CAPTION_CHANNELS)
+
+
+def _caption_mask() -> torch.Tensor:
+    """(B, L) bool: the second caption is padded after 5 tokens (the forward drops padding)."""
+    mask = torch.ones(BATCH, CAPTION_LENGTH, dtype=torch.bool)
+    mask[1, 5:] = False
+    return mask
+
+
+def lumina2_inputs(n: int) -> dict[str, Any]:
+    gen = _generator()
+    return {
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "timestep": torch.rand(BATCH, generator=gen),  # (B,) in [0, 1]
+        "encoder_hidden_states": _tokens(gen, CAPTION_CHANNELS),  # (B, L, cap_feat_dim)
+        "encoder_attention_mask": _caption_mask(),  # (B, L) bool
+        "return_dict": False,
+    }
+
+
+def lumina2_spec() -> ModelSpec:
+    """diffusers Lumina-Image 2.0, head dim fixed at 16, GQA with n/32 KV heads."""
+    return _spec("diffusers-lumina2", lumina2_model, lumina2_inputs)
+
+
+# --------------------------------------------------------------------------- Mochi
+
+MOCHI_TEXT_DIM = 32  # T5-XXL's 4096 in the release
+MOCHI_POOLED_DIM = 32  # the caption stream's width: 1536 in the release, fixed here
+MOCHI_TIME_DIM = 32  # sinusoidal timestep features (256 in the release)
+FRAMES = 2
+
+
+def mochi_model(n: int) -> torch.nn.Module:
+    """``MochiTransformer3DModel`` at width n: two asymmetric blocks (the last one's caption
+    stream is pre-only), with the caption stream at a fixed width."""
+    from diffusers import MochiTransformer3DModel
+
+    heads = _sizes(n)["num_attention_heads"]
+    return MochiTransformer3DModel(
+        patch_size=PATCH_SIZE, num_attention_heads=heads, attention_head_dim=HEAD_DIM,
+        num_layers=NUM_LAYERS, pooled_projection_dim=MOCHI_POOLED_DIM, in_channels=IN_CHANNELS,
+        text_embed_dim=MOCHI_TEXT_DIM, time_embed_dim=MOCHI_TIME_DIM,
+        max_sequence_length=CAPTION_LENGTH)
+
+
+def mochi_inputs(n: int) -> dict[str, Any]:
+    gen = _generator()
+    video = torch.randn(BATCH, IN_CHANNELS, FRAMES, SAMPLE_SIZE, SAMPLE_SIZE, generator=gen)
+    return {
+        "hidden_states": video,  # (B, C, F, H, W)
+        "encoder_hidden_states": _tokens(gen, MOCHI_TEXT_DIM),  # (B, L, text_embed_dim)
+        "timestep": _int_timesteps(gen),  # (B,) long
+        "encoder_attention_mask": _caption_mask(),  # (B, L) bool
+        "return_dict": False,
+    }
+
+
+def mochi_spec() -> ModelSpec:
+    """diffusers Mochi 1, head dim fixed at 16, 2 frames of the 8 × 8 × 4 latent."""
+    return _spec("diffusers-mochi", mochi_model, mochi_inputs)
+
+
+# --------------------------------------------------------------------------- HiDream-I1
+
+HIDREAM_T5_DIM = 32  # T5's 4096
+HIDREAM_LLAMA_DIM = 16  # Llama-3.1's 4096
+HIDREAM_LLAMA_LAYERS = 2  # Llama hidden states given (one per block here: 48 in the release)
+HIDREAM_POOLED_DIM = 24  # CLIP's pooled 2048
+HIDREAM_AXES_DIMS_ROPE = (8, 4, 4)
+
+
+def hidream_model(n: int) -> torch.nn.Module:
+    """``HiDreamImageTransformer2DModel`` at width n: one double- and one single-stream block,
+    each with a mixture of 4 routed experts (2 active) and a shared expert."""
+    from diffusers import HiDreamImageTransformer2DModel
+
+    heads = _sizes(n)["num_attention_heads"]
+    return HiDreamImageTransformer2DModel(
+        patch_size=PATCH_SIZE, in_channels=IN_CHANNELS, num_layers=1, num_single_layers=1,
+        attention_head_dim=HEAD_DIM, num_attention_heads=heads,
+        caption_channels=[HIDREAM_T5_DIM, HIDREAM_LLAMA_DIM], text_emb_dim=HIDREAM_POOLED_DIM,
+        num_routed_experts=4, num_activated_experts=2, axes_dims_rope=HIDREAM_AXES_DIMS_ROPE,
+        max_resolution=(2 * SAMPLE_SIZE, 2 * SAMPLE_SIZE),
+        llama_layers=list(range(HIDREAM_LLAMA_LAYERS)))
+
+
+def hidream_inputs(n: int) -> dict[str, Any]:
+    gen = _generator()
+    llama = torch.randn(HIDREAM_LLAMA_LAYERS, BATCH, CAPTION_LENGTH, HIDREAM_LLAMA_DIM,
+                        generator=gen)
+    return {
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "timesteps": _int_timesteps(gen),  # (B,) long
+        "encoder_hidden_states_t5": _tokens(gen, HIDREAM_T5_DIM),  # (B, L, t5_dim)
+        "encoder_hidden_states_llama3": llama,  # (layers, B, L, llama_dim)
+        "pooled_embeds": torch.randn(BATCH, HIDREAM_POOLED_DIM, generator=gen),  # (B, pooled)
+        "return_dict": False,
+    }
+
+
+def hidream_spec() -> ModelSpec:
+    """diffusers HiDream-I1, head dim fixed at 16, mixture-of-experts FFNs."""
+    return _spec("diffusers-hidream", hidream_model, hidream_inputs)
+
+
+# --------------------------------------------------------------------------- AuraFlow
+
+def auraflow_model(n: int) -> torch.nn.Module:
+    """``AuraFlowTransformer2DModel`` at width n: one joint (MMDiT) and one single-stream
+    block; the caption projection is as wide as the model, as in the release."""
+    from diffusers import AuraFlowTransformer2DModel
+
+    heads = _sizes(n)["num_attention_heads"]
+    return AuraFlowTransformer2DModel(
+        sample_size=SAMPLE_SIZE, patch_size=PATCH_SIZE, in_channels=IN_CHANNELS,
+        num_mmdit_layers=1, num_single_dit_layers=1, attention_head_dim=HEAD_DIM,
+        num_attention_heads=heads, joint_attention_dim=JOINT_ATTENTION_DIM,
+        caption_projection_dim=n, out_channels=IN_CHANNELS,
+        pos_embed_max_size=(2 * SAMPLE_SIZE // PATCH_SIZE) ** 2)
+
+
+def auraflow_inputs(n: int) -> dict[str, Any]:
+    gen = _generator()
+    return {
+        "hidden_states": latent(gen, IN_CHANNELS, SAMPLE_SIZE),  # (B, C, H, W)
+        "encoder_hidden_states": _tokens(gen, JOINT_ATTENTION_DIM),  # (B, L, joint_dim)
+        "timestep": _int_timesteps(gen),  # (B,) long
+        "return_dict": False,
+    }
+
+
+def auraflow_spec() -> ModelSpec:
+    """diffusers AuraFlow, head dim fixed at 16, a learned 16 × 16 position table."""
+    return _spec("diffusers-auraflow", auraflow_model, auraflow_inputs)

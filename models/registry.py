@@ -49,6 +49,21 @@ BUILTINS: dict[str, Builtin] = {
     "diffusers-sd3": Builtin("tpcheck.models.diffusers_targets", "sd3_spec",
                              "diffusers SD3Transformer2DModel, small config, random init",
                              extra="diffusers"),
+    "diffusers-flux": Builtin("tpcheck.models.diffusers_targets", "flux_spec",
+                              "diffusers FluxTransformer2DModel, small config, random init",
+                              extra="diffusers"),
+    "diffusers-lumina2": Builtin("tpcheck.models.diffusers_targets", "lumina2_spec",
+                                 "diffusers Lumina2Transformer2DModel, small config, random init",
+                                 extra="diffusers"),
+    "diffusers-mochi": Builtin("tpcheck.models.diffusers_targets", "mochi_spec",
+                               "diffusers MochiTransformer3DModel, small config, random init",
+                               extra="diffusers"),
+    "diffusers-hidream": Builtin("tpcheck.models.diffusers_targets", "hidream_spec",
+                                 "diffusers HiDreamImageTransformer2DModel, small config, "
+                                 "random init", extra="diffusers"),
+    "diffusers-auraflow": Builtin("tpcheck.models.diffusers_targets", "auraflow_spec",
+                                  "diffusers AuraFlowTransformer2DModel, small config, "
+                                  "random init", extra="diffusers"),
 }
 
 
