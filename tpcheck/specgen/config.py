@@ -82,7 +82,8 @@ def _import_line(obj: Any, name: str, module: str) -> str | None:
             return f"from diffusers import {name}"
     path = _file_of(module)
     if path is not None:
-        return f"{name} = import_object({str(Path(path).resolve())!r} + ':{qualname}')"
+        reference = json.dumps(f"{Path(path).resolve()}:{qualname}")
+        return f"{name} = import_object({reference})"
     mod = sys.modules.get(module)
     if mod is None or "<" in qualname or module == "__main__":
         return None

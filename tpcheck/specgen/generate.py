@@ -76,7 +76,8 @@ def autospec(model: Callable[..., nn.Module], *, config: str | Path | dict[str, 
     chosen = tuple(widths) if widths else _choose_widths(draft, law)
     depth_note = explain.depth_note(cuts, depth.candidates(entries))
     notes = [*notes, axes.describe(), *filled, *explain.law_notes(law, axes), *size_notes,
-             *equal_notes, explain.small_note(draft, axes, {c.entry for c in cuts}), depth_note,
+             *equal_notes, explain.small_note(draft, axes, set(depth.candidates(entries))),
+             depth_note,
              explain.widths_note(chosen, axes, law, bool(widths)), explain.inputs_note(draft)]
     summary = tuple(explain.wrap([axes.describe() + ".", depth_note + "."]))
     final = replace(draft, widths=chosen, base_width=min(chosen), summary=summary)
@@ -84,7 +85,10 @@ def autospec(model: Callable[..., nn.Module], *, config: str | Path | dict[str, 
     spec = loaded.namespace["spec"]
     meta = {"spec_source": loaded.source, "notes": notes,
             "head_dim": "fixed" if axes.heads_arg else "none",
-            "library": target.library or "user"}
+            "library": target.library or "user",
+            # the same decisions, structured (docs/diffusers_table.py reads them)
+            "scaled": {k: explain.readable(v.expr, axes.head_dim) for k, v in law.items()},
+            "depth": {c.entry: [c.full, c.kept] for c in cuts}}
     return replace(spec, meta=meta)
 
 

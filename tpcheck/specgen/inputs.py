@@ -23,8 +23,9 @@ from tpcheck.errors import TpcheckError
 from . import probe
 from .source import Draft, InputExpr, load
 
-#: Most input combinations run per spec before giving up.
+#: Most input combinations run per spec on meta, and (the first ones) on the CPU.
 MAX_TRIES = 48
+CPU_TRIES = 4
 TEXT_TOKENS = 8
 _LATENT_NAMES = ("hidden_states", "x", "sample", "latents", "latent", "z", "img")
 _CHANNEL_KEYS = ("in_channels", "in_dim", "in_visual_dim", "io_channels", "in_chans",
@@ -45,6 +46,7 @@ _GLOBAL_KEYS = ("global_states_input_dim", "global_cond_dim")
 _LABEL_NAMES = ("class_labels", "y", "labels", "class_label")
 _LABEL_KEYS = ("num_embeds_ada_norm", "num_classes", "n_classes", "class_num", "num_class")
 _TIME_NAMES = ("t", "time", "timesteps", "timestep")
+_SIZE_CONDITIONS = ("original_size", "target_size", "crop_coords")
 _MASK_WORDS = ("encoder", "text", "cap", "context")
 _OMIT = None  # an optional argument left out
 
@@ -78,7 +80,12 @@ class Grid:
 
 
 def infer(draft: Draft, width: int) -> Draft:
-    """``draft`` with inputs that run its forward at ``width``; exit 2 if none is found."""
+    """``draft`` with inputs that run its forward at ``width``; exit 2 if none is found.
+
+    Every combination is run on meta first (free); if none runs there, the most likely few
+    are run again on the CPU with real weights, as capture falls back for a forward that needs
+    values (:data:`CPU_TRIES`).
+    """
     loaded = load(draft)
     try:
         model = probe.build(loaded.factory, width)
@@ -87,17 +94,29 @@ def infer(draft: Draft, width: int) -> Draft:
                            f"{type(exc).__name__}: {exc}", where=draft.target.label,
                            fix="pass --config with a complete configuration") from exc
     config = {**draft.config, **loaded.config_at(width)}  # defaults included (guidance_embeds)
+    tried = list(islice(combinations(draft, config), MAX_TRIES))
     first_error = None
-    for inputs in islice(combinations(draft, config), MAX_TRIES):
+    for inputs in tried:
         candidate = replace(draft, inputs=inputs)
         error = probe.forward_error(loaded.factory, load(candidate).inputs, width, model=model)
         if error is None:
             return candidate
         first_error = first_error or (inputs, error)
+    cpu_model = None
+    for inputs in tried[:CPU_TRIES]:
+        candidate = replace(draft, inputs=inputs)
+        if cpu_model is None:
+            cpu_model = probe.cpu_model(loaded.factory, width, model)
+            if isinstance(cpu_model, str):
+                break
+        error = probe.forward_error(loaded.factory, load(candidate).inputs, width,
+                                    model=cpu_model, device="cpu")
+        if error is None:
+            return candidate
     shown = ", ".join(first_error[0]) if first_error else "none"
     raise TpcheckError(
         f"cannot infer example inputs for {draft.target.name}.forward: no combination of the "
-        f"arguments it takes ran on the meta device; the first ({shown}) failed with "
+        f"arguments it takes ran; the first ({shown}) failed with "
         f"{first_error[1] if first_error else 'no candidates'}",
         where=draft.target.label,
         fix="pass --inputs module:fn (or file.py:fn), a function width -> the forward's "
@@ -112,6 +131,27 @@ def forward_parameters(obj: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     params = inspect.signature(forward).parameters
     return {k: p for k, p in params.items() if k != "self"
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def unrecognised(obj: Callable[..., Any]) -> list[str]:
+    """Required forward arguments no rule here can build (a quick check, without the config's
+    values: names only)."""
+    params = forward_parameters(obj)
+    out = []
+    for name, param in params.items():
+        if param.default is not inspect.Parameter.empty and name != "return_dict":
+            continue
+        if _is_latent(name, params) or name == "return_dict":
+            continue
+        low = name.lower()
+        known = (low in _TIME_NAMES or "timestep" in low or low in _TEXT_NAMES
+                 or low in _POOLED_NAMES or low.startswith("pooled") or low in _GLOBAL_NAMES
+                 or low in ("guidance", "img_ids", "txt_ids", "img_shapes", "added_cond_kwargs")
+                 or low in _LABEL_NAMES or low in _SIZE_CONDITIONS
+                 or ("mask" in low and any(w in low for w in _MASK_WORDS)))
+        if not known:
+            out.append(name)
+    return out
 
 
 def combinations(draft: Draft, config: dict[str, Any]) -> Iterator[dict[str, InputExpr]]:
@@ -192,10 +232,10 @@ def _grids(draft: Draft, config: dict[str, Any], params: dict[str, inspect.Param
     name = draft.target.name
     if "img_ids" in params or "img_shapes" in params or {"height", "width"} <= set(params):
         order = ["tokens", "image", "video"]
-    elif "3D" in name:
-        order = ["video", "video-frames-first", "tokens"]
     elif "1D" in name or "Audio" in name or "io_channels" in config:
         order = ["audio", "tokens"]
+    elif "3D" in name:
+        order = ["video", "video-frames-first", "tokens"]
     else:
         order = ["image", "tokens", "video", "video-frames-first", "audio"]
     video = ("video", "video-frames-first")
@@ -238,6 +278,10 @@ def _argument(name: str, required: bool, config: dict[str, Any],
     if "mask" in low and required and any(w in low for w in _MASK_WORDS):
         return [InputExpr("torch.ones(BATCH, {L}, dtype=torch.bool)",
                           "(B, L) text mask")]
+    if low in _SIZE_CONDITIONS:
+        return [InputExpr("torch.full((BATCH, 2), 512.0)", "(B, 2) image size condition")]
+    if low == "img_shapes":
+        return [InputExpr("[[(1, 4, 4)]] * BATCH", "latent grid per sample (frames, h, w)")]
     if low == "added_cond_kwargs":
         return [InputExpr('{"resolution": torch.full((BATCH, 2), 512.0), '
                           '"aspect_ratio": torch.ones(BATCH, 1)}', "PixArt's size conditions")]

@@ -20,6 +20,9 @@ from torch.utils._pytree import tree_map
 from tpcheck.capture import training_graph
 
 Shapes = dict[str, tuple[int, ...]]
+#: Largest model built with real weights when a forward needs real values (a vocabulary of
+#: 150k × 4096 fixed by the config would otherwise allocate gigabytes to check one forward).
+MAX_CPU_PARAMETERS = 100_000_000
 #: Loggers of libraries whose models warn on construction (deprecations, defaults).
 _LOGGERS = ("diffusers", "transformers")
 
@@ -149,12 +152,18 @@ def block_count(model: nn.Module) -> int:
 
 
 def forward_error(factory: Callable[[int], nn.Module], inputs: Callable[[int], Any], width: int,
-                  model: nn.Module | None = None) -> str | None:
+                  model: nn.Module | None = None, device: str = "meta") -> str | None:
     """``None`` when one training-mode forward runs at ``width``, else why it did not.
 
     The forward runs on meta (free); a forward that needs real values there (``nonzero`` on a
     mask, ``.item()``) is run again on the CPU with real weights, as tpcheck's capture does.
+    ``model``, if given, is the model already built on ``device``.
     """
+    if device == "cpu":
+        if model is None:
+            model = build(factory, width, device="cpu")
+        error = _run(model, inputs, width, "cpu")
+        return None if error is None else error.text
     try:
         meta_model = model if model is not None else build(factory, width)
     except Exception as exc:
@@ -162,12 +171,24 @@ def forward_error(factory: Callable[[int], nn.Module], inputs: Callable[[int], A
     error = _run(meta_model, inputs, width, "meta")
     if error is None or not error.needs_real_values:
         return None if error is None else error.text
+    cpu = cpu_model(factory, width, meta_model)
+    if isinstance(cpu, str):
+        return f"the forward needs real values ({error.text}) but {cpu}"
+    cpu_error = _run(cpu, inputs, width, "cpu")
+    return None if cpu_error is None else cpu_error.text
+
+
+def cpu_model(factory: Callable[[int], nn.Module], width: int, meta_model: nn.Module
+              ) -> nn.Module | str:
+    """The model with real weights on the CPU, or why it is not built."""
+    size = sum(p.numel() for p in meta_model.parameters())
+    if size > MAX_CPU_PARAMETERS:
+        return (f"the model has {size:,} parameters at width {width}, too many to build on the "
+                "CPU to check one forward")
     try:
-        cpu_model = build(factory, width, device="cpu")
+        return build(factory, width, device="cpu")
     except Exception as exc:
         return f"building it on the CPU raised {type(exc).__name__}: {exc}"
-    cpu_error = _run(cpu_model, inputs, width, "cpu")
-    return None if cpu_error is None else cpu_error.text
 
 
 class _Failure:
