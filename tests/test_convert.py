@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import spec_of
-from fixtures.stack import LAYERS, Knobs, spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tpcheck.models.dit import DiT, DiTConfig
+from tpcheck.rules.stack import LAYERS, Knobs, spec
 
 import tpcheck
 from tpcheck.cli import main

@@ -18,11 +18,11 @@ import pytest
 import sympy
 import torch
 import torch.nn.functional as F
-from fixtures.stack import Knobs
-from fixtures.stack import spec as stack_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from tpcheck.rules.stack import Knobs
+from tpcheck.rules.stack import spec as stack_spec
 
 from tpcheck import ModelSpec, TpcheckError, coord
 from tpcheck.cli import main

@@ -13,9 +13,9 @@ import copy
 from fractions import Fraction as Fr
 
 import torch
-from fixtures.stack import ROLE, Knobs, Stack, spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tpcheck.rules.stack import ROLE, Knobs, Stack, spec
 
 import tpcheck
 from tpcheck.symbols import n

@@ -1,55 +1,18 @@
-"""One bad fixture per rule: the rule fires on it, naming the right tensor or node; the μP
-fixture triggers nothing. Adding a rule means adding a row to BAD."""
+"""The rule catalogue's contract (check stage): every rule fires on its bad fixture, naming
+the right tensor or node, and stays silent on its good twin — under every optimizer family it
+claims to cover. The fixtures live with the rules (``rules/fixtures.py``); adding a rule means
+adding its fixture there.
+"""
 
 from __future__ import annotations
 
-from fractions import Fraction as Fr
-
 import pytest
-from fixtures.stack import Knobs, spec
 from tpcheck.rules import catalogue
+from tpcheck.rules.fixtures import FIXTURES
+from tpcheck.rules.stack import Knobs, spec
 
 import tpcheck
 import tpcheck.report
-
-MUP = Knobs()
-
-#: rule code -> (knobs that violate it, the tensor or node the finding must name)
-BAD: dict[str, tuple[Knobs, str]] = {
-    "TP001": (Knobs(capped_hidden_init=True), "hid.weight"),
-    "TP002": (Knobs(unused=True), "spare"),
-    "TP101": (MUP.with_abc("out", 0, Fr(1, 2), 1), "out.weight"),
-    "TP102": (MUP.with_abc("hid", 0, 0, 1), "hid.weight"),
-    "TP103": (MUP.with_abc("inp", 0, Fr(-1, 2), 0), "inp.weight"),
-    "TP104": (MUP.with_abc("hid", 0, 1, 1), "hid.weight"),
-    "TP105": (Knobs(zero=("hid",)), "hid.weight"),
-    "TP106": (Knobs(attention="fixed", zero=("qkv", "proj")), "proj.weight"),
-    "TP201": (MUP.with_abc("hid", 0, Fr(1, 2), 0), "hid.weight"),
-    "TP202": (MUP.with_abc("out", 0, 1, 0), "out.weight"),
-    "TP203": (MUP.with_abc("inp", 0, 0, -1), "inp.weight"),
-    "TP204": (MUP.with_abc("inp", 0, 0, 1), "inp.weight"),
-    "TP205": (MUP.with_abc("hid", 0, Fr(1, 2), 2), "hid.weight"),
-    "TP301": (Knobs(attention="growing"), "scaled_dot_product_attention"),
-    "TP401": (Knobs(weight_decay=0.1, wd_scaled=False), "hid.weight"),
-    "TP402": (Knobs(eps_scaled=False), "hid.weight"),
-    "TP501": (Knobs(tie=True), "inp.weight"),
-    "TP502": (Knobs(sum_over_width=True), "sum"),
-    "TP503": (Knobs(multiplier_in_n=True).with_abc("out", 1, 0, 0), "out.weight"),
-    "TP504": (Knobs(mixed_fan_in=True), "hid.weight"),
-    "TP601": (MUP.with_abc("hid", 0, 0, 1), "hid.weight"),
-    "TP602": (MUP.with_abc("hid", 0, Fr(1, 2), 0), "hid.weight"),
-    "TP603": (Knobs(frozen_biases=True).with_abc("inp", 0, 0, 1).with_abc("hid", 0, Fr(1, 2), 2)
-              .with_abc("out", 0, 1, 2), "linear_2"),
-}
-#: Good twins that differ from the bad fixture only in the fix.
-GOOD: dict[str, Knobs] = {
-    "TP106": Knobs(attention="fixed", zero=("proj",)),
-    "TP301": Knobs(attention="growing", attn_scale="1/d"),
-    "TP401": Knobs(weight_decay=0.1, wd_scaled=True),
-    "TP501": Knobs(tie=True).with_abc("out", 1, 0, 0),
-    "TP503": Knobs().with_abc("out", 1, 0, 0),
-}
-
 
 _REPORTS: dict[str, tpcheck.report.Report] = {}
 
@@ -63,29 +26,35 @@ def report(knobs: Knobs) -> tpcheck.report.Report:
 
 
 def test_every_rule_has_a_fixture() -> None:
-    assert set(BAD) == {r.code for r in catalogue()}
+    assert set(FIXTURES) == {r.code for r in catalogue()}
+    assert all(f.bad and f.good for f in FIXTURES.values())
 
 
-@pytest.mark.parametrize("code", sorted(BAD))
-def test_rule_fires_on_its_bad_fixture(code: str) -> None:
-    knobs, subject = BAD[code]
-    findings = [f for f in report(knobs).findings if f.rule == code]
-    assert findings, f"{code} did not fire; got {[f.rule for f in report(knobs).findings]}"
-    assert any(subject in f"{f.tensor} {f.node}" for f in findings), findings
+BAD = [(code, i, optimizer) for code, f in sorted(FIXTURES.items())
+       for i in range(len(f.bad)) for optimizer in f.optimizers]
+GOOD = [(code, i, optimizer) for code, f in sorted(FIXTURES.items())
+        for i in range(len(f.good)) for optimizer in f.optimizers]
 
 
-@pytest.mark.parametrize("code", sorted(GOOD))
-def test_fixed_twin_is_clean_of_the_rule(code: str) -> None:
-    findings = report(GOOD[code]).findings
-    assert not [f for f in findings if f.rule == code], findings
-    assert report(GOOD[code]).counts["error"] == 0, findings
+@pytest.mark.parametrize(("code", "case", "optimizer"), BAD)
+def test_rule_fires_on_its_bad_fixture(code: str, case: int, optimizer: str) -> None:
+    build, subject = FIXTURES[code].bad[case]
+    found = report(build(optimizer)).findings
+    hits = [f for f in found if f.rule == code]
+    assert hits, f"{code} did not fire under {optimizer}; got {sorted({f.rule for f in found})}"
+    assert any(subject in f"{f.tensor} {f.node} {f.module}" for f in hits), hits
 
 
-def test_mup_stack_has_no_findings() -> None:
-    assert report(MUP).findings == ()
+@pytest.mark.parametrize(("code", "case", "optimizer"), GOOD)
+def test_rule_is_silent_on_its_good_fixture(code: str, case: int, optimizer: str) -> None:
+    build = FIXTURES[code].good[case]
+    found = report(build(optimizer)).findings
+    assert not [f for f in found if f.rule == code], [f for f in found if f.rule == code]
 
 
-def test_exit_code_follows_errors() -> None:
-    assert report(MUP).exit_code == 0
-    assert report(BAD["TP104"][0]).exit_code == 0  # warnings only
-    assert report(BAD["TP201"][0]).exit_code == 1
+@pytest.mark.parametrize("optimizer", sorted({o for f in FIXTURES.values()
+                                                for o in f.optimizers}))
+def test_canonical_mup_has_no_error_under_any_family(optimizer: str) -> None:
+    """The good twin of every update rule: canonical μP for the family lints clean."""
+    errors = [f for f in report(Knobs.mup(optimizer)).findings if f.severity == "error"]
+    assert not errors, errors

@@ -111,10 +111,11 @@ class Trace:
     device: str  # "meta" or "cpu": where the model was built for this trace
     seconds: float
     inits: dict[str, InitRead] = field(default_factory=dict)
-    #: Each trainable parameter's param-group settings (lr, weight_decay, eps, ...), by name;
-    #: a parameter in no group is absent. None: the optimizer could not be built here.
+    #: Each trainable parameter's param-group settings (lr, weight_decay, eps, ...), by name,
+    #: plus ``_optimizer`` (index into ``optimizers``) and ``_group`` ("optimizer.group");
+    #: a parameter in no group is absent. None: the optimizers could not be built here.
     groups: dict[str, dict[str, Any]] | None = None
-    optimizer: type | None = None
+    optimizers: tuple[type, ...] = ()
     optimizer_error: str | None = None
     tracer: str = "record"
 
@@ -192,11 +193,11 @@ def trace_width(spec: ModelSpec, width: int, *, tracer: str = "record",
                 raise _NeedsRealValues from (exc.__cause__ or exc)
             raise
         recorded = _trace(spec, model, args, kwargs, width, tracer, device)
-        groups, optimizer, error = optimizer_settings(spec, model, width)
+        groups, optimizers, error = optimizer_settings(spec, model, width)
     trace = read(recorded, model, width, device, start, tracer)
     return Trace(width=trace.width, params=trace.params, nodes=trace.nodes, device=device,
                  seconds=time.perf_counter() - start, inits=inits, groups=groups,
-                 optimizer=optimizer, optimizer_error=error, tracer=tracer)
+                 optimizers=optimizers, optimizer_error=error, tracer=tracer)
 
 
 def _trace(spec: ModelSpec, model: torch.nn.Module, args: tuple, kwargs: dict, width: int,
@@ -314,31 +315,33 @@ def training_graph(model: torch.nn.Module) -> Iterator[None]:
 
 def optimizer_settings(spec: ModelSpec, model: torch.nn.Module, width: int, *,
                        strict: bool = False
-                       ) -> tuple[dict[str, dict[str, Any]] | None, type | None, str | None]:
-    """Each parameter's param-group settings in the spec's optimizer, by qualified name.
+                       ) -> tuple[dict[str, dict[str, Any]] | None, tuple[type, ...], str | None]:
+    """Each parameter's param-group settings in the spec's optimizers, by qualified name.
 
     Not ``strict`` (on a meta model): a failure is returned as text, to retry on the CPU.
     """
     try:
-        opt = spec.build_optimizer(model, width)
+        opts = spec.build_optimizers(model, width)
     except TpcheckError as exc:
         if strict:
             raise
-        return None, None, exc.render()
+        return None, (), exc.render()
     by_id: dict[int, dict[str, Any]] = {}
-    try:
-        for group in opt.param_groups:
-            settings = {k: v for k, v in group.items() if k != "params"}
-            for p in group["params"]:
-                by_id[id(p)] = settings
-    except Exception as exc:  # the user's optimizer class: its param groups are its API
-        raise TpcheckError(
-            f"reading the param groups of the spec's {type(opt).__name__} raised "
-            f"{type(exc).__name__}: {exc}", where=where_in(spec, width, exc),
-            fix="param_groups must be a list of dicts with a 'params' list, as in "
-                "torch.optim.Optimizer") from exc
+    for k, opt in enumerate(opts):
+        try:
+            for i, group in enumerate(opt.param_groups):
+                settings = {key: v for key, v in group.items() if key != "params"}
+                settings.update(_optimizer=k, _group=f"{k}.{i}")
+                for p in group["params"]:
+                    by_id.setdefault(id(p), settings)
+        except Exception as exc:  # the user's optimizer class: its param groups are its API
+            raise TpcheckError(
+                f"reading the param groups of the spec's {type(opt).__name__} raised "
+                f"{type(exc).__name__}: {exc}", where=where_in(spec, width, exc),
+                fix="param_groups must be a list of dicts with a 'params' list, as in "
+                    "torch.optim.Optimizer") from exc
     groups = {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
-    return groups, type(opt), None
+    return groups, tuple(type(o) for o in opts), None
 
 
 def where_in(spec: ModelSpec, width: int, exc: BaseException) -> str:
@@ -356,7 +359,15 @@ def read(recorded: Recorded, model: torch.nn.Module, width: int, device: str, st
     """The plain-value form of a traced graph, the same for both tracers."""
     nodes: list[OpNode] = []
     for node in recorded.graph.nodes:
-        shape = _shape(node.meta.get("val"))
+        try:
+            shape = _shape(node.meta.get("val"))
+        except _DataDependentSize as exc:  # export's unbacked symbols: sizes set by values
+            raise TpcheckError(
+                f"torch.export traced the forward at width {width} with sizes that depend on "
+                f"the data ({exc}, at node {node.name!r}): they cannot be fitted in n.",
+                where=last_user_line(node.meta.get("stack_trace")) or node.name,
+                fix="trace with the recorder (the default, --tracer record), which runs the "
+                    "forward with real values") from None
         stack = node.meta.get("nn_module_stack") or {}
         module, module_type = ("", "")
         if stack:
@@ -427,14 +438,19 @@ def _plain(arg: Any) -> Any:
     return arg
 
 
+class _DataDependentSize(Exception):
+    pass
+
+
 def _shape(val: Any) -> tuple[int, ...] | None:
-    if isinstance(val, torch.Tensor):
-        return tuple(int(s) for s in val.shape)
     if isinstance(val, (list, tuple)):
-        for v in val:
-            if isinstance(v, torch.Tensor):
-                return tuple(int(s) for s in v.shape)
-    return None
+        val = next((v for v in val if isinstance(v, torch.Tensor)), None)
+    if not isinstance(val, torch.Tensor):
+        return None
+    try:
+        return tuple(int(s) for s in val.shape)
+    except Exception as exc:  # torch.export's unbacked SymInts: no value to give
+        raise _DataDependentSize(str(tuple(val.shape))) from exc
 
 
 def _clean_module_path(path: str) -> str:

@@ -1,9 +1,10 @@
 """Check: apply the rule catalogue to the measured, propagated model and collect findings.
 
 Each rule's scope says what it is evaluated on: every tensor use (``tensor``), every init
-fit (``measurement``), every attention op (``attention``), every activation (``activation``)
-or a graph query (``graph``). The facts of a subject are SymPy numbers; a finding is raised
-where the rule's violation relation holds.
+fit (``measurement``), every attention op (``attention``), every activation (``activation``),
+every optimizer param group (``group``), the optimizers themselves (``optimizer``) or a graph
+query (``graph``). The facts of a subject are SymPy numbers; a finding is raised where the
+rule's violation relation holds.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import sympy
 from tpcheck.exponents import POWER_LAW_TOLERANCE, fit_power_law
 from tpcheck.graph import SEE_THROUGH, OpGraph, op_name
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
-from tpcheck.propagate import Propagation
+from tpcheck.propagate import Propagation, gradient_exponent
 from tpcheck.rules import Rule, by_code, glob_match
 from tpcheck.symbols import n
 from tpcheck.widths import is_infinite
 
 #: Rules about a tensor's update: evaluated only for tensors the optimizer trains.
-_UPDATE_FACTS = {"U", "expected_U", "c", "shrink", "e", "expected_e"}
+_UPDATE_FACTS = {"U", "expected_U", "c", "shrink"}
 #: Zero stays zero through these (φ(0) = 0), so a zero weight's output stays zero.
 _ZERO_PRESERVING = {"gelu", "silu", "relu", "tanh", "neg", "mul", "dropout", "leaky_relu",
                     "hardtanh"}
@@ -73,6 +74,10 @@ def check(propagation: Propagation, rules: tuple[Rule, ...],
             findings += _attention_rule(rule, measurement)
         elif rule.scope == "activation":
             findings += _activation_rule(rule, propagation)
+        elif rule.scope == "group":
+            findings += _group_rule(rule, propagation)
+        elif rule.scope == "optimizer":
+            findings += _optimizer_rule(rule, measurement)
         elif rule.scope == "graph" and rule.code == "TP106":
             findings += _zero_chains(rule, measurement)
     return [f for f in findings if not _ignored(f, ignores)]
@@ -146,21 +151,20 @@ def _value(text: str, facts: dict[str, Any]) -> Any:
 # --- tensors -----------------------------------------------------------------------------
 
 
-def tensor_facts(tm: TensorMeasure, ue: UseExponents, kind: str, base: int,
+def tensor_facts(tm: TensorMeasure, ue: UseExponents, base: int,
                  decoupled: bool) -> dict[str, Any]:
     """The facts a tensor rule's condition is written in."""
     facts: dict[str, Any] = {
         "I": ue.I, "a": ue.a, "b": tm.b, "alpha_in": sympy.Integer(ue.alpha_in),
         "alpha_out": sympy.Integer(ue.alpha_out), "expected_I": ue.expected_I,
         "role": ue.role, "tensor": tm.name, "fan_in": ue.use.fan_in,
+        "family": tm.family or "",
     }
     if ue.U is not None and tm.c is not None:
-        facts.update(U=ue.U, c=tm.c, expected_U=ue.expected_U(kind))
+        facts.update(U=ue.U, c=tm.c, expected_U=ue.expected_U)
         shrink = tm.shrink
         if shrink is not None and decoupled:
             facts["shrink"] = shrink.exponent
-        if tm.eps is not None and kind == "adam":
-            facts.update(e=tm.eps.exponent, expected_e=ue.expected_e)
     if ue.a != 0:
         at_base = ue.multiplier.values.get(base)
         if at_base is not None:
@@ -171,9 +175,12 @@ def tensor_facts(tm: TensorMeasure, ue: UseExponents, kind: str, base: int,
     return facts
 
 
+def _decoupled(m: Measurement, tm: TensorMeasure) -> bool:
+    return any(o.name == tm.optimizer and o.decoupled_weight_decay for o in m.optimizers)
+
+
 def _tensor_rule(rule: Rule, m: Measurement) -> list[Finding]:
     out = []
-    kind = m.optimizer.kind
     base = m.classification.graph.shapes.capture.spec.base
     for name, tm in m.tensors.items():
         tclass = m.classification.tensors[name]
@@ -192,7 +199,7 @@ def _tensor_rule(rule: Rule, m: Measurement) -> list[Finding]:
                 continue
             if multi_role and rule.code[:3] in ("TP1", "TP2"):
                 continue  # a tied tensor's init and LR are judged once, by TP501
-            facts = tensor_facts(tm, ue, kind, base, m.optimizer.decoupled_weight_decay)
+            facts = tensor_facts(tm, ue, base, _decoupled(m, tm))
             if not tclass.trainable and _uses_update(rule):
                 continue
             violated, found, expected = evaluate(rule, facts)
@@ -215,11 +222,10 @@ def _tied(rule: Rule, tm: TensorMeasure, m: Measurement) -> list[Finding]:
     tclass = m.classification.tensors[tm.name]
     if len(tclass.roles) < 2:
         return []
-    kind = m.optimizer.kind
     failing = []
     for ue in tm.uses:
         bad_i = ue.I != ue.expected_I and not (ue.role == "output" and ue.I == sympy.oo)
-        bad_u = ue.U is not None and ue.U != ue.expected_U(kind)
+        bad_u = ue.U is not None and ue.U != ue.expected_U
         if bad_i or bad_u:
             failing.append(ue)
     if not failing:
@@ -228,7 +234,7 @@ def _tied(rule: Rule, tm: TensorMeasure, m: Measurement) -> list[Finding]:
     facts = {"tensor": tm.name, "roles": roles, "mixed_roles_fail": sympy.true}
     ue = failing[0]
     found = ", ".join(f"{u.role}: I={u.I}, U={u.U}" for u in tm.uses)
-    expected = ", ".join(f"{u.role}: I={u.expected_I}, U={u.expected_U(kind)}" for u in tm.uses)
+    expected = ", ".join(f"{u.role}: I={u.expected_I}, U={u.expected_U}" for u in tm.uses)
     return [_finding(rule, facts, found, expected, tensor=tm.name, node=ue.node,
                      module=ue.use.module, source=tclass.defined_at or ue.use.source)]
 
@@ -266,7 +272,7 @@ def _show(value: Any) -> str:
 def _measurement_rule(rule: Rule, m: Measurement) -> list[Finding]:
     out = []
     for name, tm in m.tensors.items():
-        if tm.init.exponent == sympy.oo:
+        if tm.init.exponent == sympy.oo or m.classification.tensors[name].role == "unused":
             continue
         facts = {"residual": sympy.Float(round(tm.init.residual, 3)),
                  "tolerance": sympy.Float(POWER_LAW_TOLERANCE), "tensor": name,
@@ -281,14 +287,73 @@ def _measurement_rule(rule: Rule, m: Measurement) -> list[Finding]:
 def _attention_rule(rule: Rule, m: Measurement) -> list[Finding]:
     out = []
     for att in m.classification.attention:
-        delta = int(is_infinite(att.head_dim))
-        k = fit_power_law(att.scales).exponent  # scale ∝ n^-k
-        a_attn = k / delta if delta else sympy.Integer(0)
-        facts = {"delta": sympy.Integer(delta), "a_attn": a_attn, "node": att.node}
+        facts: dict[str, Any] = {"node": att.node, "module": att.module or att.node}
+        if att.head_dim is None:  # TP302: the head dim is no p·n + q
+            facts["head_dim_affine"] = sympy.false
+        else:
+            facts["head_dim_affine"] = sympy.true
+            facts["delta"] = sympy.Integer(int(is_infinite(att.head_dim)))
+            facts["k"] = fit_power_law(att.scales).exponent  # scale ∝ n^-k
+            facts["head_dim"] = att.head_dim
         violated, found, expected = evaluate(rule, facts)
         if violated:
             out.append(_finding(rule, facts, found, expected, node=att.node,
                                 module=att.module, source=att.source))
+    return out
+
+
+def _group_rule(rule: Rule, p: Propagation) -> list[Finding]:
+    """TP402: Adam's ε against each tensor's gradient, one finding per param group."""
+    m = p.measurement
+    groups: dict[str, list[tuple[TensorMeasure, sympy.Expr]]] = {}
+    for tm in m.tensors.values():
+        if tm.family != "adam" or tm.eps is None or tm.group is None:
+            continue
+        grads = [gradient_exponent(p, ue) for ue in tm.uses]
+        grads = [g for g in grads if g != -sympy.oo]
+        if grads:
+            groups.setdefault(tm.group, []).append((tm, max(grads, key=float)))
+    out = []
+    for group, members in groups.items():
+        failing = [(tm, g) for tm, g in members
+                   if evaluate(rule, {"e": tm.eps.exponent, "grad": g})[0]]
+        if not failing:
+            continue
+        tm, g = max(failing, key=lambda item: float(item[1] + item[0].eps.exponent))
+        names = [f.name for f, _ in failing]
+        facts = {"e": tm.eps.exponent, "grad": g, "tensor": tm.name, "group": group,
+                 "optimizer": tm.optimizer or "", "count": len(failing),
+                 "eps": f"{tm.eps.values[min(tm.eps.values)]:g}",
+                 "others": _others(names)}
+        _, found, expected = evaluate(rule, facts)
+        tclass = m.classification.tensors[tm.name]
+        out.append(_finding(rule, facts, found, expected, tensor=tm.name,
+                            source=tclass.defined_at))
+    return out
+
+
+def _others(names: list[str]) -> str:
+    return "" if len(names) == 1 else f" and {len(names) - 1} more"
+
+
+def _optimizer_rule(rule: Rule, m: Measurement) -> list[Finding]:
+    """TP403 (a trainable tensor in no param group), TP404 (an optimizer tpcheck does not
+    know: said once, with the family it is treated as)."""
+    out = []
+    if rule.code == "TP403":
+        for name in m.unoptimized:
+            facts = {"tensor": name, "optimized": sympy.false,
+                     "optimizers": ", ".join(o.name for o in m.optimizers)}
+            _, found, expected = evaluate(rule, facts)
+            out.append(_finding(rule, facts, found, expected, tensor=name,
+                                source=m.classification.tensors[name].defined_at))
+    elif rule.code == "TP404":
+        for opt in m.optimizers:
+            facts = {"optimizer": opt.name, "family": opt.family,
+                     "known": sympy.true if opt.known else sympy.false}
+            violated, found, expected = evaluate(rule, facts)
+            if violated:
+                out.append(_finding(rule, facts, found, expected, node=opt.name))
     return out
 
 

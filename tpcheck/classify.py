@@ -35,6 +35,7 @@ from tpcheck.graph import (
     constant_factor,
     op_name,
 )
+from tpcheck.symbols import n
 from tpcheck.widths import SymShape, is_infinite
 
 ROLES = ("input", "hidden", "output", "vector", "scalar")
@@ -56,6 +57,9 @@ class Use:
     pos: str = ""  # the argument position it is read at
     module: str = ""
     source: str | None = None
+    #: A fan-in that concatenates blocks (``cat([h, pooled])``: ``(n, 32)``), in order along
+    #: the contracted dim; empty when the input is one block.
+    fan_in_blocks: tuple[sympy.Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,10 @@ class WeightlessContraction:
 class Attention:
     """An attention-logit computation: head dim in ``n`` and the logit scale at each width.
 
-    ``scales[w]`` is the factor multiplying ``q·kᵀ`` at width ``w``; for SDPA without an
-    explicit ``scale`` it is PyTorch's default ``1/√head_dim``.
+    ``scales[w]`` is the factor multiplying ``q·kᵀ`` at width ``w``: the product of every
+    constant on the way from q and k to the logits (SDPA's ``scale`` — PyTorch's default
+    ``1/√head_dim`` without one — a pre-scaled q or k, a projection's output multiplier, a
+    constant on the logits), each counted once.
     """
 
     node: str
@@ -109,6 +115,9 @@ class Attention:
     explicit_scale: bool
     module: str = ""
     source: str | None = None
+    #: Graph nodes whose constants are part of ``scales`` (``q * d**-0.5`` before the op,
+    #: ``logits / d`` after it): counted here, never as a projection's forward multiplier.
+    scale_nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,11 @@ class Classification:
     tensors: dict[str, TensorClass]
     contractions: tuple[WeightlessContraction, ...] = field(default=())
     attention: tuple[Attention, ...] = field(default=())
+
+    @property
+    def attention_scale_nodes(self) -> frozenset[str]:
+        """Constants that belong to an attention logit scale, not to a weight's multiplier."""
+        return frozenset(n for a in self.attention for n in a.scale_nodes)
 
 
 def classify(graph: OpGraph) -> Classification:
@@ -195,12 +209,42 @@ def _use_at(graph: OpGraph, tensor: str, node: OpNode, pos: str, operand: str,
     if fans is not None:
         fan_in, fan_out = fans
         return Use(tensor, node.name, op, "contraction", contraction_role(fan_in, fan_out),
-                   fan_in, fan_out, via, operand, pos, node.module, node.source)
+                   fan_in, fan_out, via, operand, pos, node.module, node.source,
+                   _concatenated(graph, node, op, fan_in))
     if op in SEE_THROUGH or _passes_through(graph, node, op):
         return None
     role, fan_in, fan_out = elementwise_use(own_shape)
     return Use(tensor, node.name, op, "elementwise", role, fan_in, fan_out, via, operand, pos,
                node.module, node.source)
+
+
+def _concatenated(graph: OpGraph, node: OpNode, op: str, fan_in: sympy.Expr
+                  ) -> tuple[sympy.Expr, ...]:
+    """The blocks of a mixed fan-in (a width block beside a fixed block), when the input of a
+    linear is a ``cat`` along its last dim or a conv's along its channels."""
+    fixed = sympy.expand(fan_in).subs(n, 0)
+    if not is_infinite(fan_in) or fixed == 0 or op not in ({"linear"} | CONV):
+        return ()
+    x = node.args[0] if node.args else None
+    for _ in range(8):
+        if not isinstance(x, Ref):
+            return ()
+        producer = graph.node(x.name)
+        pop = op_name(producer.target)
+        if pop in ("cat", "concat"):
+            parts = producer.args[0] if producer.args else ()
+            dim = producer.args[1] if len(producer.args) > 1 else producer.kwargs.get("dim", 0)
+            shape = graph.shape(x.name)
+            axis = -1 if op == "linear" else 1
+            if not shape or not isinstance(dim, int) or dim % len(shape) != axis % len(shape):
+                return ()
+            blocks = tuple(graph.shape(p.name)[axis] if isinstance(p, Ref) and graph.shape(
+                p.name) else None for p in parts)
+            return () if any(b is None for b in blocks) else blocks
+        if pop not in ("to", "_to_copy", "contiguous", "clone", "float", "type_as"):
+            return ()
+        x = producer.args[0] if producer.args else None
+    return ()
 
 
 def _passes_through(graph: OpGraph, node: OpNode, op: str) -> bool:
@@ -306,7 +350,7 @@ def _attention(graph: OpGraph) -> list[Attention]:
             continue
         op = op_name(node.target)
         if op == "scaled_dot_product_attention":
-            q = node.args[0]
+            q, k = node.args[0], node.args[1]
             qshape = graph.shape(q.name) if isinstance(q, Ref) else None
             head_dim = qshape[-1] if qshape else None
             scales: dict[int, float] = {}
@@ -319,8 +363,10 @@ def _attention(graph: OpGraph) -> list[Attention]:
                         graph.digraph.graph["index"][q.name]].shape if isinstance(q, Ref) else None
                     s = 1.0 / math.sqrt(qw[-1]) if qw else float("nan")
                 scales[w] = float(s)
-            found.append(Attention(node.name, op, head_dim, scales, explicit, node.module,
-                                   node.source))
+            nodes = _prescaled(graph, q) + _prescaled(graph, k)
+            found.append(Attention(node.name, op, head_dim, _times(graph, scales, nodes),
+                                   explicit or bool(nodes), node.module, node.source,
+                                   tuple(nodes)))
         elif op in MATMUL:
             logits = _matmul_attention(graph, node)
             if logits is not None:
@@ -331,7 +377,7 @@ def _attention(graph: OpGraph) -> list[Attention]:
 def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
     """``q @ kᵀ`` followed (through constant scaling or masking) by a softmax."""
     widths = graph.shapes.widths
-    factors = {w: 1.0 for w in widths}
+    after: list[str] = []
     current = node.name
     for _ in range(6):
         users = graph.users(current)
@@ -342,40 +388,57 @@ def _matmul_attention(graph: OpGraph, node: OpNode) -> Attention | None:
         op = op_name(cnode.target)
         if op in SOFTMAX:
             break
-        if op in ("mul", "div"):
-            for w in widths:
-                factors[w] *= constant_factor(graph.at_width(consumer, w)) or 1.0
-        elif op not in ("add", "sub", "masked_fill", "to", "_to_copy", "where"):
+        if constant_factor(cnode) is not None:
+            after.append(consumer)
+        elif op not in ("add", "sub", "masked_fill", "to", "_to_copy", "where", "float",
+                        "type_as"):
             return None
         current = consumer
     else:
         return None
-    for arg in node.args[:2]:  # scaling applied to q or k before the product
-        if isinstance(arg, Ref):
-            for w in widths:
-                factors[w] *= _scale_before(graph, arg.name, w)
+    nodes = after + [n for arg in node.args[:2] for n in _prescaled(graph, arg)]
     left = node.args[0]
     lshape = graph.shape(left.name) if isinstance(left, Ref) else None
     head_dim = lshape[-1] if lshape else None
-    return Attention(node.name, "matmul", head_dim, factors, True, node.module, node.source)
+    scales = _times(graph, {w: 1.0 for w in widths}, nodes)
+    return Attention(node.name, "matmul", head_dim, scales, True, node.module, node.source,
+                     tuple(nodes))
 
 
-def _scale_before(graph: OpGraph, name: str, width: int) -> float:
-    """Product of constant multipliers on the path feeding one matmul operand."""
-    factor = 1.0
-    current = name
-    for _ in range(4):
+#: Ops between a projection and the attention logits that move values without changing them.
+_REARRANGE = {"transpose", "permute", "t", "view", "reshape", "contiguous", "clone", "expand",
+              "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten", "movedim",
+              "getitem", "chunk", "split", "split_with_sizes", "unbind", "to", "_to_copy",
+              "float", "type_as", "alias", "select", "slice", "narrow"}
+
+
+def _prescaled(graph: OpGraph, arg: object) -> list[str]:
+    """The constant multipliers between q (or k) and the projection or norm that made it.
+
+    They scale the logits only: q and k feed nothing else. So they are part of the logit
+    scale (counted once, here) and not of the projection's forward multiplier. A norm stops
+    the walk: a constant before a QK-norm is cancelled by it.
+    """
+    nodes: list[str] = []
+    current = arg.name if isinstance(arg, Ref) else None
+    for _ in range(16):
+        if current is None:
+            break
         node = graph.node(current)
-        op = op_name(node.target)
         if node.kind != "call":
             break
-        if op in ("mul", "div"):
-            factor *= constant_factor(graph.at_width(current, width)) or 1.0
-        elif op not in ("transpose", "permute", "t", "view", "reshape", "contiguous", "clone",
-                        "expand", "_unsafe_view"):
+        if constant_factor(node) is not None:
+            nodes.append(current)
+        elif op_name(node.target) not in _REARRANGE:
             break
-        first = node.args[0]
-        if not isinstance(first, Ref):
-            break
-        current = first.name
-    return factor
+        current = next((r.name for _, r in node.refs()), None)
+    return nodes
+
+
+def _times(graph: OpGraph, scales: dict[int, float], nodes: list[str]) -> dict[int, float]:
+    """``scales`` times the constants of ``nodes``, width by width."""
+    out = dict(scales)
+    for name in nodes:
+        for w in out:
+            out[w] *= constant_factor(graph.at_width(name, w)) or 1.0
+    return out

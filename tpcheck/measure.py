@@ -5,18 +5,22 @@
   ``n``; tensors whose init could not be read are sampled on the CPU at the smallest widths
   (averaged over ``seeds`` builds);
 * ``c`` (and weight decay, ε) from the param group that holds the tensor in the spec's
-  optimizer — whatever built the groups: plain AdamW, per-tensor groups, mup's MuAdamW;
+  optimizers — whatever built the groups: plain AdamW, per-tensor groups, mup's MuAdamW,
+  Muon beside AdamW — and the optimizer's family (:mod:`tpcheck.optimizers`);
 * ``a`` per use, from width-dependent constants in the traced graph on the weight's path,
   on the activation entering the use, and on its output (mup's ``MuReadout`` divides its
-  input by the width multiplier).
+  input by the width multiplier). Constants on the way to attention logits belong to the
+  logit scale (classify), not to a projection's multiplier.
 
-Then the abc-invariants of theory.md §3: ``I = a + b``; ``U = a + c`` (Adam) or ``2a + c`` (SGD),
-and what μP expects of them for the use's (α_in, α_out).
+Then the abc-invariants (docs/theory.md): ``I = a + b``; ``U`` by the optimizer family
+(``a + c`` Adam-like, ``2a + c`` SGD, ``a + c + b`` Adafactor, ``a + c − φ`` Muon), and what μP
+expects of them for the use's (α_in, α_out).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 import torch
@@ -27,19 +31,17 @@ from tpcheck.errors import TpcheckError
 from tpcheck.exponents import Fit, fit_power_law
 from tpcheck.graph import OpGraph, constant_factor, is_bias
 from tpcheck.inits import InitRead
+from tpcheck.optimizers import (
+    OptimizerClass,
+    classify_optimizer,
+    expected_update,
+    muon_adjustment,
+    update_exponent,
+)
 from tpcheck.spec import ModelSpec
 from tpcheck.widths import is_infinite
 
 INF = sympy.oo
-
-
-@dataclass(frozen=True)
-class OptimizerInfo:
-    """What kind of update rule the spec's optimizer applies."""
-
-    name: str
-    kind: str  # "adam" (sign-like updates, U = a + c) or "sgd" (U = 2a + c)
-    decoupled_weight_decay: bool
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class UseExponents:
     multiplier: Fit
     I: sympy.Expr
     U: sympy.Expr | None  # None: not trained
+    family: str | None = None  # the optimizer family that trains the tensor
 
     @property
     def node(self) -> str:
@@ -66,18 +69,14 @@ class UseExponents:
     def expected_I(self) -> sympy.Expr:
         return expected_init(self.alpha_in, self.alpha_out)
 
-    def expected_U(self, kind: str) -> sympy.Expr:
-        return expected_update(self.alpha_in, self.alpha_out, kind)
-
     @property
-    def expected_e(self) -> sympy.Expr:
-        """ε must scale like this tensor's gradient: ``n^-(a + α_out)`` (theory.md §5)."""
-        return self.a + self.alpha_out
+    def expected_U(self) -> sympy.Expr:
+        return expected_update(self.family or "adam", self.alpha_in, self.alpha_out)
 
 
 @dataclass(frozen=True)
 class TensorMeasure:
-    """Measured exponents of one parameter."""
+    """Measured exponents of one parameter, and the optimizer group that trains it."""
 
     name: str
     init: Fit
@@ -85,6 +84,11 @@ class TensorMeasure:
     weight_decay: Fit | None
     eps: Fit | None
     uses: tuple[UseExponents, ...] = ()
+    family: str | None = None  # None: no optimizer group holds it
+    group: str | None = None  # "optimizer index.group index"
+    optimizer: str | None = None  # the class name
+    #: Muon's LR adjustment f ∝ n^φ (0 for every other family).
+    phi: sympy.Expr = sympy.S.Zero
 
     @property
     def b(self) -> sympy.Expr:
@@ -122,21 +126,22 @@ class Measurement:
     """Exponents of every tensor, with the classification they refer to."""
 
     classification: Classification
-    optimizer: OptimizerInfo
+    optimizers: tuple[OptimizerClass, ...]
     tensors: dict[str, TensorMeasure]
     notes: tuple[str, ...] = field(default=())
     #: How each tensor's init size was known: "read", "probed" or "sampled".
     init_sources: dict[str, str] = field(default_factory=dict)
+    #: Trainable tensors no param group of any optimizer holds: they never move.
+    unoptimized: tuple[str, ...] = ()
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.family for o in self.optimizers))
 
 
 def expected_init(alpha_in: int, alpha_out: int) -> sympy.Expr:
-    """Canonical μP ``I = α_in·(1 − α_out/2)`` (theory.md §3)."""
+    """Canonical μP ``I = α_in·(1 − α_out/2)`` (docs/theory.md)."""
     return sympy.Integer(alpha_in) * (1 - sympy.Rational(alpha_out, 2))
-
-
-def expected_update(alpha_in: int, alpha_out: int, kind: str) -> sympy.Expr:
-    """Canonical μP ``U = α_in`` (Adam) or ``α_in − α_out`` (SGD) (theory.md §3)."""
-    return sympy.Integer(alpha_in if kind == "adam" else alpha_in - alpha_out)
 
 
 def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2,
@@ -156,11 +161,12 @@ def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2,
         at = widths if sample else sampling_widths(widths)
         with torch.random.fork_rng(devices=[]):  # the user's RNG stream is left as it was
             sampled = _sample(spec, at, seeds, set(unread))
-    groups, info = _groups(spec, capture)
+    groups, optimizers = _groups(spec, capture)
     graph = classification.graph
-    kind = info.kind
+    excluded = classification.attention_scale_nodes
     tensors = {}
     sources: dict[str, str] = {}
+    unoptimized = []
     for name, tclass in classification.tensors.items():
         if sampled is not None and name in sampled.mean_square:
             ms = sampled.mean_square[name]
@@ -173,16 +179,64 @@ def measure(spec: ModelSpec, classification: Classification, *, seeds: int = 2,
                                  samples=_entries(reads))
             sources[name] = _how(reads)
         g = groups.get(name)
-        trained = tclass.trainable and g is not None and len(g) == len(widths)
-        lr = wd = eps = None
-        if trained:
-            lr = fit_power_law({w: float(g[w].get("lr") or 0.0) for w in widths})
-            wd = fit_power_law({w: float(g[w].get("weight_decay", 0.0) or 0.0) for w in widths})
-            if isinstance(g[widths[0]].get("eps"), (int, float)):
-                eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
-        uses = tuple(_use_exponents(graph, u, init, lr, kind) for u in tclass.uses)
-        tensors[name] = TensorMeasure(name, init, lr, wd, eps, uses)
-    return Measurement(classification, info, tensors, init_sources=sources)
+        held = g is not None and len(g) == len(widths)
+        if tclass.trainable and not held and tclass.role != "unused":
+            unoptimized.append(name)
+        settings = _Settings.of(g, widths, optimizers, capture, name) if (
+            tclass.trainable and held) else None
+        uses = tuple(_use_exponents(graph, u, init, settings, excluded) for u in tclass.uses)
+        tensors[name] = TensorMeasure(
+            name, init, settings.lr if settings else None,
+            settings.weight_decay if settings else None, settings.eps if settings else None,
+            uses, family=settings.family if settings else None,
+            group=settings.group if settings else None,
+            optimizer=settings.optimizer if settings else None,
+            phi=settings.phi if settings else sympy.Integer(0))
+    return Measurement(classification, optimizers, tensors, init_sources=sources,
+                       unoptimized=tuple(unoptimized))
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """One tensor's optimizer settings across widths, fitted."""
+
+    family: str
+    optimizer: str
+    group: str
+    lr: Fit
+    weight_decay: Fit
+    eps: Fit | None
+    phi: sympy.Expr
+
+    @classmethod
+    def of(cls, g: dict[int, dict], widths: list[int], optimizers: tuple[OptimizerClass, ...],
+           capture: Capture, name: str) -> _Settings:
+        first = g[widths[0]]
+        opt = optimizers[int(first.get("_optimizer", 0))]
+        # an Adafactor group with lr None takes a relative step, the same at every width
+        lr = fit_power_law({w: _number(g[w].get("lr"), 1.0) for w in widths})
+        wd = fit_power_law({w: _number(g[w].get("weight_decay"), 0.0) for w in widths})
+        eps = None
+        if opt.family == "adam" and all(_is_number(g[w].get("eps")) for w in widths):
+            eps = fit_power_law({w: float(g[w]["eps"]) for w in widths})
+        phi = sympy.Integer(0)
+        if opt.family == "muon":
+            shapes = {w: capture.traces[w].params[name].shape for w in widths}
+            factors = {w: muon_adjustment(g[w].get("adjust_lr_fn"), s[0], s[1])
+                       for w, s in shapes.items() if len(s) >= 2}
+            if len(factors) == len(widths):
+                phi = -fit_power_law(factors).exponent
+        return cls(opt.family, opt.name, str(first.get("_group", "0.0")), lr, wd, eps, phi)
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return float(value) if _is_number(value) else default
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _MISSING = InitRead(None, "unreadable", "not recorded")
@@ -245,63 +299,61 @@ def _sample(spec: ModelSpec, widths: list[int], seeds: int, names: set[str]) -> 
     return _Samples(sq, count)
 
 
-def _groups(spec: ModelSpec, capture: Capture) -> tuple[dict[str, dict[int, dict]],
-                                                         OptimizerInfo]:
-    """Each parameter's param-group settings per width, and what kind of optimizer it is."""
+def _groups(spec: ModelSpec, capture: Capture
+            ) -> tuple[dict[str, dict[int, dict]], tuple[OptimizerClass, ...]]:
+    """Each parameter's param-group settings per width, and the spec's optimizers' families."""
     out: dict[str, dict[int, dict]] = {}
-    info: OptimizerInfo | None = None
+    classes: tuple[type, ...] = ()
     for w, trace in capture.traces.items():
-        groups, cls = trace.groups, trace.optimizer
-        if groups is None or cls is None:  # it could not be built on meta: try the CPU
-            groups, cls, _ = optimizer_settings(spec, build_model(spec, w, "cpu"), w,
-                                                strict=True)
-        info = info or optimizer_info(cls, list(groups.values()))
+        groups, classes_w = trace.groups, trace.optimizers
+        if groups is None or not classes_w:  # they could not be built on meta: the CPU
+            groups, classes_w, _ = optimizer_settings(spec, build_model(spec, w, "cpu"), w,
+                                                      strict=True)
+            assert groups is not None  # strict: a failure raised
+        classes = classes or classes_w
         for name, settings in groups.items():
             out.setdefault(name, {})[w] = settings
-    assert info is not None  # a Capture has at least three widths
-    return out, info
+    per_optimizer: dict[int, list[dict]] = {}
+    for by_width in out.values():
+        for settings in by_width.values():
+            per_optimizer.setdefault(int(settings.get("_optimizer", 0)), []).append(settings)
+    optimizers = tuple(classify_optimizer(cls, per_optimizer.get(k, []))
+                       for k, cls in enumerate(classes))
+    return out, optimizers
 
 
-def optimizer_info(cls: type, groups: list[dict]) -> OptimizerInfo:
-    """Adam-like (sign-like updates) or SGD-like, and whether weight decay is decoupled."""
-    name = cls.__name__
-    if issubclass(cls, torch.optim.SGD):
-        return OptimizerInfo(name, "sgd", True)
-    decoupled = issubclass(cls, torch.optim.AdamW) or any(
-        g.get("decoupled_weight_decay", False) for g in groups)
-    return OptimizerInfo(name, "adam", decoupled)
-
-
-def _use_exponents(graph: OpGraph, use: Use, init: Fit, lr: Fit | None,
-                   kind: str) -> UseExponents:
+def _use_exponents(graph: OpGraph, use: Use, init: Fit, settings: _Settings | None,
+                   excluded: frozenset[str]) -> UseExponents:
     alpha_in = int(is_infinite(use.fan_in)) if use.kind == "contraction" else 0
     alpha_out = int(is_infinite(use.fan_out))
-    multiplier = fit_power_law({w: abs(use_multiplier(graph, use, w))
+    multiplier = fit_power_law({w: abs(use_multiplier(graph, use, w, excluded))
                                 for w in graph.shapes.widths})
     a = multiplier.exponent
     b = init.exponent
-    I = a + b
     U = None
-    if lr is not None:
-        c = lr.exponent
-        U = (a + c) if kind == "adam" else (2 * a + c)
-    return UseExponents(use, alpha_in, alpha_out, a, multiplier, I, U)
+    if settings is not None:
+        U = update_exponent(settings.family, a, settings.lr.exponent, b, settings.phi)
+    return UseExponents(use, alpha_in, alpha_out, a, multiplier, a + b, U,
+                        settings.family if settings else None)
 
 
-def use_multiplier(graph: OpGraph, use: Use, width: int) -> float:
+def use_multiplier(graph: OpGraph, use: Use, width: int,
+                   excluded: frozenset[str] = frozenset()) -> float:
     """Product of the constants scaling this use at ``width``: weight path, input, output."""
     factor = 1.0
-    for name in multiplier_nodes(graph, use):
+    for name in multiplier_nodes(graph, use, excluded):
         factor *= _constant_factor(graph, name, width) or 1.0
     return factor
 
 
-def multiplier_nodes(graph: OpGraph, use: Use) -> tuple[str, ...]:
+def multiplier_nodes(graph: OpGraph, use: Use,
+                     excluded: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """The graph nodes whose constants make up this use's forward multiplier.
 
     The weight's own path (``W * alpha`` before the op), the activation entering a
     contraction (``linear(x / m, W)``, mup's MuReadout) and the op's output
     (``linear(x, W) * alpha``), each as a chain of single-use ``mul``/``div`` by numbers.
+    ``excluded`` nodes (an attention logit scale on a q or k projection's output) are not.
     """
     nodes = [name for name in use.via if _constant_factor(graph, name) is not None]
     if use.kind == "contraction":
@@ -310,8 +362,7 @@ def multiplier_nodes(graph: OpGraph, use: Use) -> tuple[str, ...]:
             if ref.name != use.operand and pos in ("0", "1", "2") and not is_bias(node, pos):
                 nodes.extend(_chain_back(graph, ref.name))
         nodes.extend(_chain_forward(graph, use.node))
-    return tuple(nodes)
-
+    return tuple(n for n in nodes if n not in excluded)
 
 
 def _constant_factor(graph: OpGraph, name: str, width: int | None = None) -> float | None:

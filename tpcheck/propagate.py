@@ -1,11 +1,22 @@
-"""Propagate: static exponents of every activation at init (``s``) and after one step (``u``).
+"""Propagate: static exponents of every activation at init (``s``), after one step (``u``),
+and of the loss gradient with respect to it (``g``).
 
 An activation whose coordinates have size ``Θ(n^s)`` at init changes by ``Θ(n^u)`` after one
-optimizer step. The rules per op are theory.md §4; the tensors' invariants ``I``, ``U`` come
-from :mod:`tpcheck.measure`. Constants that make up a use's forward multiplier are already
-part of that use's ``I`` and ``U``, so the nodes holding them pass exponents through unchanged.
-Each exponent remembers the tensor whose term produced it, so a finding names the activation
-*and* the weight responsible.
+optimizer step, and the gradient of the loss with respect to it has coordinates ``Θ(n^g)``.
+The rules per op are docs/theory.md ("Activation sizes", "Optimizer families"); the tensors'
+invariants ``I``, ``U`` come from :mod:`tpcheck.measure`.
+
+Three passes over the graph, in graph order:
+
+1. forward: ``s`` of every node (and ``u`` for every update that does not need ``g``);
+2. backward: ``g``, from 0 at the network's outputs back through every op;
+3. forward again where a tensor's step depends on its gradient's size (SGD: the step *is* the
+   gradient, ``ΔW x = Θ(n^{α_in + g_z + 2 s_x − U})``; Adam-like steps are normalised and do
+   not care).
+
+Constants that make up a use's forward multiplier are already part of that use's ``I`` and
+``U``, so the nodes holding them pass exponents through unchanged. Each exponent remembers the
+tensor whose term produced it, so a finding names the activation *and* the weight responsible.
 """
 
 from __future__ import annotations
@@ -17,13 +28,23 @@ import sympy
 
 from tpcheck.capture import OpNode, Ref
 from tpcheck.exponents import fit_power_law
-from tpcheck.graph import EMBEDDING, MATMUL, NORMS, SOFTMAX, OpGraph, constant_factor, op_name
+from tpcheck.graph import (
+    EMBEDDING,
+    MATMUL,
+    NORMS,
+    SOFTMAX,
+    OpGraph,
+    constant_factor,
+    op_name,
+)
 from tpcheck.measure import Measurement, UseExponents, multiplier_nodes
 from tpcheck.widths import is_infinite
 
 NEG_INF = -sympy.oo
 ZERO = sympy.Integer(0)
 HALF = sympy.Rational(1, 2)
+#: Rounds of forward/backward for SGD steps (each round lets g pass one more zero factor).
+_MAX_ROUNDS = 6
 
 
 @dataclass(frozen=True)
@@ -38,7 +59,7 @@ class Exp:
 
 @dataclass(frozen=True)
 class NodeExponents:
-    """``s`` and ``u`` of one graph node, and whether any of its dims grows with ``n``."""
+    """``s``, ``u`` and ``g`` of one graph node, and whether any of its dims grows with n."""
 
     node: str
     s: sympy.Expr
@@ -50,6 +71,7 @@ class NodeExponents:
     own_u: bool
     module: str = ""
     source: str | None = None
+    g: sympy.Expr = NEG_INF  # the loss gradient's coordinate exponent (-∞: no gradient)
 
 
 @dataclass(frozen=True)
@@ -62,27 +84,75 @@ class Propagation:
     width_reductions: dict[str, sympy.Expr]  # node -> growth exponent of a sum over the width
 
 
+@dataclass
+class _Context:
+    """What every pass reads: the graph, the uses at each node, the absorbed constants."""
+
+    measurement: Measurement
+    graph: OpGraph
+    uses_at: dict[str, list[UseExponents]]
+    absorbed: set[str]
+    param_of: dict[str, str]
+
+    @classmethod
+    def of(cls, measurement: Measurement) -> _Context:
+        graph = measurement.classification.graph
+        excluded = measurement.classification.attention_scale_nodes
+        uses_at: dict[str, list[UseExponents]] = {}
+        absorbed: set[str] = set()
+        for tname, tm in measurement.tensors.items():
+            tclass = measurement.classification.tensors[tname]
+            for use, ue in zip(tclass.uses, tm.uses, strict=True):
+                uses_at.setdefault(use.node, []).append(ue)
+                absorbed.update(n for n in multiplier_nodes(graph, use, excluded)
+                                if n not in use.via)
+        param_of = {node: name for name, node in graph.param_nodes.items()}
+        return cls(measurement, graph, uses_at, absorbed, param_of)
+
+
 def propagate(measurement: Measurement) -> Propagation:
-    """Compute ``s`` and ``u`` for every node of the measured model's graph."""
-    graph = measurement.classification.graph
-    kind = measurement.optimizer.kind
-    uses_at: dict[str, list[UseExponents]] = {}
-    absorbed: set[str] = set()
-    for tname, tm in measurement.tensors.items():
-        tclass = measurement.classification.tensors[tname]
-        for use, ue in zip(tclass.uses, tm.uses, strict=True):
-            uses_at.setdefault(use.node, []).append(ue)
-            absorbed.update(n for n in multiplier_nodes(graph, use) if n not in use.via)
-    param_of = {node: name for name, node in graph.param_nodes.items()}
-    state: dict[str, Exp] = {}
+    """Compute ``s``, ``u`` and ``g`` for every node of the measured model's graph."""
+    ctx = _Context.of(measurement)
+    state, reductions, outputs = _forward(ctx, None)
+    g = _backward(ctx, state, outputs)
+    if any(ue.family == "sgd" for uses in ctx.uses_at.values() for ue in uses):
+        # An SGD step needs g, and g passes zero-initialised factors (adaLN-Zero gates) at
+        # their size after a step: iterate to the fixed point (exponents only grow).
+        for _ in range(_MAX_ROUNDS):
+            state, reductions, outputs = _forward(ctx, g)
+            again = _backward(ctx, state, outputs)
+            if again == g:
+                break
+            g = again
     results: dict[str, NodeExponents] = {}
+    for node in ctx.graph.shapes.nodes:
+        shape = ctx.graph.shape(node.name)
+        if node.kind != "call" or shape is None or node.name not in state:
+            continue
+        exp = state[node.name]
+        own = {u.use.tensor for u in ctx.uses_at.get(node.name, ())}
+        results[node.name] = NodeExponents(
+            node=node.name, s=exp.s, u=exp.u, s_from=exp.s_from, u_from=exp.u_from,
+            width_sized=any(is_infinite(d) for d in shape),
+            own_s=exp.s_from in own, own_u=exp.u_from in own,
+            module=node.module, source=node.source, g=g.get(node.name, NEG_INF))
+    return Propagation(measurement, results, outputs, reductions)
+
+
+# --- forward ---------------------------------------------------------------------------------
+
+
+def _forward(ctx: _Context, g: dict[str, sympy.Expr] | None
+             ) -> tuple[dict[str, Exp], dict[str, sympy.Expr], tuple[str, ...]]:
+    state: dict[str, Exp] = {}
     reductions: dict[str, sympy.Expr] = {}
     outputs: list[str] = []
-    for node in graph.shapes.nodes:
+    tensors = ctx.measurement.tensors
+    for node in ctx.graph.shapes.nodes:
         if node.kind == "param":
             # the raw parameter: size n^-b, step n^-(U - a); multipliers on its path to an
             # elementwise use are graph constants and shift it on the way (see _op)
-            tm = measurement.tensors[param_of[node.name]]
+            tm = tensors[ctx.param_of[node.name]]
             u = NEG_INF if tm.U is None else _clean(-(tm.U - tm.a))
             state[node.name] = Exp(_clean(-tm.b), u, tm.name, tm.name)
             continue
@@ -93,34 +163,26 @@ def propagate(measurement: Measurement) -> Propagation:
             outputs.extend(r.name for _, r in node.refs())
             continue
         inputs = [(pos, ref.name) for pos, ref in node.refs() if ref.name in state]
-        if node.name in absorbed:
+        if node.name in ctx.absorbed:
             exp = _max_of([state[r] for _, r in inputs])
-        elif node.name in uses_at:
-            exp = _weighted(graph, node, uses_at[node.name], state, kind)
+        elif node.name in ctx.uses_at:
+            gz = None if g is None else g.get(node.name, NEG_INF)
+            exp = _weighted(ctx.graph, node, ctx.uses_at[node.name], state, gz)
         else:
-            exp, k = _op(graph, node, [(p, state[r]) for p, r in inputs])
+            exp, k = _op(ctx.graph, node, [(p, state[r]) for p, r in inputs])
             if k is not None:
                 reductions[node.name] = k
         state[node.name] = exp
-        shape = graph.shape(node.name)
-        if shape is None:
-            continue
-        own = {u.use.tensor for u in uses_at.get(node.name, ())}
-        results[node.name] = NodeExponents(
-            node=node.name, s=exp.s, u=exp.u, s_from=exp.s_from, u_from=exp.u_from,
-            width_sized=any(is_infinite(d) for d in shape),
-            own_s=exp.s_from in own, own_u=exp.u_from in own,
-            module=node.module, source=node.source)
-    return Propagation(measurement, results, tuple(dict.fromkeys(outputs)), reductions)
-
-
-# --- ops ---------------------------------------------------------------------------------
+    return state, reductions, tuple(dict.fromkeys(outputs))
 
 
 def _weighted(graph: OpGraph, node: OpNode, uses: list[UseExponents], state: dict[str, Exp],
-              kind: str) -> Exp:
-    """A node that consumes parameters: contraction terms plus elementwise (bias, gain) terms."""
-    del kind  # U already holds the optimizer's form (a + c or 2a + c)
+              gz: sympy.Expr | None) -> Exp:
+    """A node that consumes parameters: contraction terms plus elementwise (bias, gain) terms.
+
+    ``gz`` is the loss gradient's exponent at this node (None before the backward pass: an
+    SGD step's size is not known yet and counts as no step).
+    """
     op = op_name(node.target)
     operands = {u.use.operand for u in uses}
     acts = [state[r.name] for pos, r in node.refs()
@@ -129,7 +191,7 @@ def _weighted(graph: OpGraph, node: OpNode, uses: list[UseExponents], state: dic
     if op in NORMS:
         exp = Exp(ZERO, _u_norm(x), None, x.u_from)
         for u in uses:  # layer_norm(x, shape, weight, bias): the gain multiplies, the bias adds
-            p = state[u.use.operand]
+            p = _param_step(state[u.use.operand], u, ZERO if u.use.pos == "2" else None, gz)
             exp = _mul(exp, p) if u.use.pos == "2" else _max_of([exp, p])
         return exp
     terms: list[Exp] = []
@@ -138,25 +200,53 @@ def _weighted(graph: OpGraph, node: OpNode, uses: list[UseExponents], state: dic
         x_in = Exp(ZERO, NEG_INF) if op in EMBEDDING else x
         tensor = u.use.tensor
         s = _clean(x_in.s + HALF * u.alpha_in - u.I)
-        # W₀Δx: CLT for input/hidden weights, coherent (LLN) for output weights (theory.md §4)
+        # W₀Δx: CLT for input/hidden weights, coherent (LLN) for output weights
         coherent = 1 if (u.alpha_in, u.alpha_out) == (1, 0) else HALF * u.alpha_in
         first = _clean(x_in.u + coherent - u.I)
-        second = _clean(x_in.s + u.alpha_in - u.U) if u.U is not None else NEG_INF
+        second = _step_term(u, x_in.s, gz)
         u_val, u_from = (first, x_in.u_from) if _gt(first, second) else (second, tensor)
         terms.append(Exp(s, u_val, tensor if _gt(s, x_in.s) else x_in.s_from, u_from))
     for u in uses:
         if u.use.kind == "contraction":
             continue
-        p = state[u.use.operand]
         if op == "mul":
-            terms.append(_mul(x, p))
+            terms.append(_mul(x, _param_step(state[u.use.operand], u, x.s, gz)))
         elif op in ("div", "true_divide"):
+            p = state[u.use.operand]
             terms.append(_mul(x, Exp(-p.s, _clean(p.u - 2 * p.s), p.s_from, p.u_from)))
         else:
-            terms.append(p)
+            terms.append(_param_step(state[u.use.operand], u, None, gz))
             if not contractions:
                 terms.append(x)
     return _max_of(terms)
+
+
+def _step_term(u: UseExponents, s_x: sympy.Expr, gz: sympy.Expr | None) -> sympy.Expr:
+    """Exponent of ``ΔW x`` for a contraction, by the optimizer family that trains ``W``."""
+    if u.U is None:
+        return NEG_INF
+    if u.family == "sgd":
+        if gz is None:
+            return NEG_INF
+        return _clean(u.alpha_in + gz + 2 * s_x - u.U)
+    if u.family == "muon":
+        return _clean(s_x + sympy.Rational(u.alpha_in - u.alpha_out, 2) - u.U)
+    return _clean(s_x + u.alpha_in - u.U)
+
+
+def _param_step(p: Exp, u: UseExponents, s_other: sympy.Expr | None,
+                gz: sympy.Expr | None) -> Exp:
+    """The state of a parameter used elementwise, its step by the optimizer family.
+
+    Adam-like: the step is ``n^-(U - a)`` whatever the gradient. SGD: the step is the gradient,
+    ``∂L/∂b = Θ(n^g)`` for a bias and ``Θ(n^{g + s_x})`` for a gain on ``x``.
+    """
+    if u.family != "sgd" or u.U is None:
+        return p
+    if gz is None:
+        return Exp(p.s, NEG_INF, p.s_from, p.u_from)
+    grad = gz + (s_other if s_other is not None else ZERO)
+    return Exp(p.s, _clean(grad - (u.U - u.a)), p.s_from, p.u_from)
 
 
 def _op(graph: OpGraph, node: OpNode, inputs: list[tuple[str, Exp]]
@@ -194,14 +284,11 @@ def _op(graph: OpGraph, node: OpNode, inputs: list[tuple[str, Exp]]
         s = x.s + y.s + HALF * kappa
         u = _max(x.u + y.s, x.s + y.u) + kappa
         return Exp(_clean(s), _clean(u), x.s_from or y.s_from, x.u_from or y.u_from), None
-    if op in ("pow",) and len(node.args) > 1 and isinstance(node.args[1], (int, float)):
-        p = sympy.nsimplify(node.args[1])
+    power = _power(node, op)
+    if power is not None:
         x = exps[0]
-        return Exp(_clean(p * x.s), _clean(x.u + (p - 1) * x.s), x.s_from, x.u_from), None
-    if op in ("rsqrt", "sqrt", "reciprocal"):
-        p = {"rsqrt": -HALF, "sqrt": HALF, "reciprocal": sympy.Integer(-1)}[op]
-        x = exps[0]
-        return Exp(_clean(p * x.s), _clean(x.u + (p - 1) * x.s), x.s_from, x.u_from), None
+        return Exp(_clean(power * x.s), _clean(x.u + (power - 1) * x.s), x.s_from,
+                   x.u_from), None
     if op in ("sum",):
         growth = _reduced_alpha(graph, node)
         x = exps[0]
@@ -229,15 +316,164 @@ def logits_exponents(graph: OpGraph, node: OpNode, q: Exp, k: Exp) -> tuple[symp
             _clean(_max(q.u + k.s, q.s + k.u) + delta + sigma))
 
 
-# --- helpers -----------------------------------------------------------------------------
+# --- backward --------------------------------------------------------------------------------
+
+
+def _backward(ctx: _Context, state: dict[str, Exp], outputs: tuple[str, ...]
+              ) -> dict[str, sympy.Expr]:
+    """``g`` of every node: 0 at the outputs (a finite loss of the network's output), then back
+    through every op (docs/theory.md, "SGD-like": ``z = W x``: ``g_x = g_z + α_out/2 − I``;
+    ``x ⊙ y``: ``g_x = g_z + s_y``; a norm: ``g_x = g_z − s_x``; ``c·x``: ``g_x = g_z + k``;
+    everything that moves or sums values: ``g_x = g_z``)."""
+    graph = ctx.graph
+    g: dict[str, sympy.Expr] = {name: ZERO for name in outputs}
+    for node in reversed(graph.shapes.nodes):
+        gz = g.get(node.name)
+        if node.kind != "call" or gz is None or gz == NEG_INF:
+            continue
+        for ref, value in _gradients_of_inputs(ctx, node, gz, state):
+            if ref in g and not _gt(value, g[ref]):
+                continue
+            g[ref] = value
+    return g
+
+
+def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dict[str, Exp]
+                         ) -> list[tuple[str, sympy.Expr]]:
+    graph = ctx.graph
+    op = op_name(node.target)
+    refs = [(pos, r.name) for pos, r in node.refs() if r.name in state]
+    if node.name in ctx.absorbed:
+        return [(r, gz) for _, r in refs]
+    uses = ctx.uses_at.get(node.name)
+    if uses:
+        operands = {u.use.operand for u in uses}
+        out = []
+        for pos, r in refs:
+            if r in operands or _is_index(op, pos):
+                continue
+            if op in NORMS:
+                gain = next((u for u in uses if u.use.pos == "2"), None)
+                s_gain = _moved(state[gain.use.operand]) if gain else ZERO
+                out.append((r, _clean(gz + s_gain - _finite(state[r].s))))
+                continue
+            contractions = [u for u in uses if u.use.kind == "contraction"]
+            if contractions:  # z = W x (+ b): the bias adds nothing to x's gradient
+                terms = [_through_weight(u, gz, state[r].s) for u in contractions]
+            elif op == "mul":  # x ⊙ γ
+                terms = [_clean(gz + _moved(state[u.use.operand])) for u in uses]
+            else:  # x + β and other elementwise uses
+                terms = [gz]
+            out.append((r, _max_list(terms)))
+        return out
+    if op in ("mul",) and len(refs) >= 2:
+        (_, a), (_, b) = refs[0], refs[1]
+        return [(a, _clean(gz + _moved(state[b]))), (b, _clean(gz + _moved(state[a])))]
+    if op in ("div", "true_divide") and len(refs) >= 2:
+        (_, a), (_, b) = refs[0], refs[1]
+        sb = _finite(state[b].s)
+        return [(a, _clean(gz - sb)), (b, _clean(gz + state[a].s - 2 * sb))]
+    k = _constant_exponent(graph, node)
+    if op in ("mul", "div", "true_divide") and k:
+        return [(r, _clean(gz + k)) for _, r in refs]
+    if op in NORMS:
+        return [(r, _clean(gz - _finite(state[r].s))) for _, r in refs[:1]]
+    if op in MATMUL and len(refs) >= 2:
+        (_, a), (_, b) = refs[0], refs[1]
+        out_dim = graph.shape(b)
+        rows = graph.shape(a)
+        beta = int(bool(out_dim) and is_infinite(out_dim[-1]))
+        gamma = int(bool(rows) and len(rows) >= 2 and is_infinite(rows[-2]))
+        return [(a, _clean(gz + state[b].s + HALF * beta)),
+                (b, _clean(gz + state[a].s + HALF * gamma))]
+    if op == "scaled_dot_product_attention" and len(refs) >= 3:
+        (_, q), (_, k_), (_, v) = refs[0], refs[1], refs[2]
+        delta = _head_alpha(graph, node)
+        sigma = _sdpa_scale_exponent(graph, node)
+        logits = _clean(gz + state[v].s + HALF * delta)
+        return [(q, _clean(logits + sigma + state[k_].s)),
+                (k_, _clean(logits + sigma + state[q].s)), (v, gz)]
+    power = _power(node, op)
+    if power is not None and refs:
+        r = refs[0][1]
+        return [(r, _clean(gz + (power - 1) * state[r].s))]
+    if op in EMBEDDING:
+        return []
+    return [(r, gz) for _, r in refs]  # activations, moves, sums, softmax: g passes
+
+
+def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:
+    """Exponent of the loss gradient's entries with respect to a tensor, at one of its uses:
+    ``g_z + s_x − a`` for ``z = W x`` (the same backward exponent SGD's step carries), ``g_z``
+    for a bias, ``g_z + s_x`` for a gain on ``x``. What Adam's ε must stay below."""
+    graph = propagation.measurement.classification.graph
+    nodes = propagation.nodes
+    out = nodes.get(ue.node)
+    if out is None or out.g == NEG_INF:
+        return NEG_INF
+    node = graph.node(ue.node)
+    op = op_name(node.target)
+    others = [r.name for pos, r in node.refs() if r.name != ue.use.operand
+              and r.name in nodes and not _is_index(op, pos)]
+    s_x = _max_list([nodes[r].s for r in others]) if others else ZERO
+    if ue.use.kind == "contraction":
+        return _clean(out.g + (ZERO if op in EMBEDDING else s_x) - ue.a)
+    if op == "mul" or (op in NORMS and ue.use.pos == "2"):
+        return _clean(out.g + (ZERO if op in NORMS else s_x))
+    return out.g
+
+
+def _through_weight(u: UseExponents, gz: sympy.Expr, s_x: sympy.Expr) -> sympy.Expr:
+    """``g_x`` for ``z = W x``: ``Wᵀ g_z`` sums over the fan-out.
+
+    A weight with a random init sums independent terms (CLT): ``g_z + α_out/2 − I``. A weight
+    that is zero at init (adaLN-Zero, a zero readout) carries the gradient from step 2 on as
+    its first update, which is aligned with the gradient, so the sum is coherent:
+    ``g_z + α_out − U`` for a normalised (Adam-like) step, ``2 g_z + s_x + α_out − U`` for an
+    SGD step (the step is ``g_z xᵀ``).
+    """
+    if u.I != sympy.oo:
+        return _clean(gz + HALF * u.alpha_out - u.I)
+    if u.U is None:
+        return NEG_INF
+    if u.family == "sgd":
+        return _clean(2 * gz + s_x + u.alpha_out - u.U)
+    return _clean(gz + u.alpha_out - u.U)
+
+
+def _moved(x: Exp) -> sympy.Expr:
+    """A factor's size for the gradient through it: zero at init → its size after a step."""
+    return x.u if x.s == NEG_INF else x.s
+
+
+def _finite(s: sympy.Expr) -> sympy.Expr:
+    """A size to divide by: a zero input (−∞) normalises to nothing, not to +∞."""
+    return ZERO if s == NEG_INF else s
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _power(node: OpNode, op: str) -> sympy.Expr | None:
+    """The exponent ``p`` of an op computing ``x^p`` (pow, rsqrt, sqrt, reciprocal)."""
+    if op == "pow" and len(node.args) > 1 and isinstance(node.args[1], (int, float)):
+        return sympy.nsimplify(node.args[1])
+    return {"rsqrt": -HALF, "sqrt": HALF, "reciprocal": sympy.Integer(-1)}.get(op)
 
 
 def _max(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     return a if _gt(a, b) or a == b else b
 
 
+def _max_list(values: list[sympy.Expr]) -> sympy.Expr:
+    out = NEG_INF
+    for v in values:
+        out = _max(out, v)
+    return out
+
+
 def _gt(a: sympy.Expr, b: sympy.Expr) -> bool:
-    return bool(_clean(a) > _clean(b))
+    return _key(a) > _key(b)
 
 
 def _clean(x: sympy.Expr) -> sympy.Expr:

@@ -40,12 +40,15 @@ class TensorRow:
     c: Any = None
     I: Any = None
     U: Any = None
+    init: str | None = None  # how the init size was known: read, probed or sampled
+    family: str | None = None  # the optimizer family that trains it
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, "shape": list(self.shape), "role": self.role,
                "fan_in": self.fan_in, "fan_out": self.fan_out, "trainable": self.trainable}
         if self.I is not None or self.b is not None:
-            out.update(a=self.a, b=self.b, c=self.c, I=self.I, U=self.U)
+            out.update(a=self.a, b=self.b, c=self.c, I=self.I, U=self.U, init=self.init,
+                       family=self.family)
         out["uses"] = list(self.uses)
         if self.aliases:
             out["aliases"] = list(self.aliases)
@@ -76,7 +79,7 @@ class Report:
         capture = classification.graph.shapes.capture
         spec = capture.spec
         measured = propagation.measurement.tensors if propagation else {}
-        kind = propagation.measurement.optimizer.kind if propagation else "adam"
+        sources = propagation.measurement.init_sources if propagation else {}
         rows = []
         for name, t in classification.tensors.items():
             m = measured.get(name)
@@ -86,11 +89,12 @@ class Report:
             if m is not None:
                 extra = {"a": as_json(m.a), "b": as_json(m.b),
                          "c": None if m.c is None else as_json(m.c),
-                         "I": as_json(m.I), "U": None if m.U is None else as_json(m.U)}
+                         "I": as_json(m.I), "U": None if m.U is None else as_json(m.U),
+                         "init": sources.get(name), "family": m.family}
                 uses = tuple({**d, "I": as_json(ue.I),
                               "U": None if ue.U is None else as_json(ue.U),
                               "expected_I": as_json(ue.expected_I),
-                              "expected_U": as_json(ue.expected_U(kind))}
+                              "expected_U": as_json(ue.expected_U)}
                              for d, ue in zip(uses, m.uses, strict=True))
             rows.append(TensorRow(name, tuple(describe(t.shape, t.rounded)), t.role, str(t.fan_in),
                                   str(t.fan_out), t.trainable, uses, t.aliases, **extra))
@@ -100,9 +104,12 @@ class Report:
                           for a in classification.attention)
         optimizer = None
         if propagation is not None:
-            info = propagation.measurement.optimizer
-            optimizer = {"name": info.name, "kind": info.kind,
-                         "decoupled_weight_decay": info.decoupled_weight_decay}
+            opts = propagation.measurement.optimizers
+            optimizer = {"name": "+".join(o.name for o in opts),
+                         "kind": "+".join(dict.fromkeys(o.family for o in opts)),
+                         "optimizers": [{"name": o.name, "family": o.family, "known": o.known,
+                                         "decoupled_weight_decay": o.decoupled_weight_decay}
+                                        for o in opts]}
         devices = sorted({t.device for t in capture.traces.values()})
         return cls(model=spec.label, widths=capture.widths, base_width=spec.base,
                    traced_on="+".join(devices), tensors=tuple(rows), findings=tuple(findings),

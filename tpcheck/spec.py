@@ -17,7 +17,8 @@ from tpcheck.sources import user_frame
 
 Factory = Callable[[int], torch.nn.Module]
 InputsFn = Callable[[int], "tuple[Any, ...] | dict[str, Any]"]
-OptimizerFn = Callable[[torch.nn.Module], torch.optim.Optimizer]
+OptimizerFn = Callable[[torch.nn.Module],
+                       "torch.optim.Optimizer | Sequence[torch.optim.Optimizer]"]
 
 
 def default_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -86,22 +87,36 @@ class ModelSpec:
         """The same spec traced at other widths (from the CLI's ``--widths``)."""
         return replace(self, widths=tuple(widths))
 
-    def build_optimizer(self, model: torch.nn.Module, width: int | None = None
-                        ) -> torch.optim.Optimizer:
-        """The spec's optimizer for ``model``, or the default global-LR AdamW.
+    def build_optimizers(self, model: torch.nn.Module, width: int | None = None
+                         ) -> tuple[torch.optim.Optimizer, ...]:
+        """The spec's optimizers for ``model`` (default: one global-LR AdamW).
 
-        The user's optimizer function failing, or returning something else, is a
-        TpcheckError naming the width, not a traceback.
+        ``optimizer(model)`` returns one optimizer, or several that together hold the model's
+        parameters (Muon for the hidden matrices, AdamW for the rest). The user's function
+        failing, or returning something else, is a TpcheckError naming the width.
         """
         at = f" at width {width}" if width is not None else ""
         try:
-            opt = (self.optimizer or default_optimizer)(model)
+            built = (self.optimizer or default_optimizer)(model)
         except Exception as exc:
             line = user_frame(exc)
             raise TpcheckError(f"the spec's optimizer raised {type(exc).__name__}{at}: {exc}",
                                where=f"{self.label}, {line}" if line else self.label,
                                fix="make optimizer(model) build a torch.optim.Optimizer") from exc
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TpcheckError(f"optimizer(model) returned {type(opt).__name__}{at}.",
-                               where=self.label, fix="return a torch.optim.Optimizer")
-        return opt
+        opts = tuple(built) if isinstance(built, (list, tuple)) else (built,)
+        bad = [type(o).__name__ for o in opts if not isinstance(o, torch.optim.Optimizer)]
+        if bad or not opts:
+            raise TpcheckError(f"optimizer(model) returned {', '.join(bad) or 'nothing'}{at}.",
+                               where=self.label,
+                               fix="return a torch.optim.Optimizer, or a list of them (e.g. "
+                                   "[Muon(hidden matrices), AdamW(the rest)])")
+        return opts
+
+    def build_optimizer(self, model: torch.nn.Module, width: int | None = None
+                        ) -> torch.optim.Optimizer:
+        """The spec's only optimizer (a spec with several: use :meth:`build_optimizers`)."""
+        opts = self.build_optimizers(model, width)
+        if len(opts) != 1:
+            raise TpcheckError(f"the spec has {len(opts)} optimizers where one is needed.",
+                               where=self.label, fix="use build_optimizers(model)")
+        return opts[0]

@@ -175,7 +175,7 @@ def train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None) 
         model = build_model(spec, width, "cpu")
         args, kwargs = example_inputs(spec, width, "cpu")
         opt = _optimizer(spec, model, width, lr)
-        run = Run(optimizer=type(opt).__name__,
+        run = Run(optimizer=opt.name,
                   parameters=sum(p.numel() for p in model.parameters()))
         model.eval()
         recorder = Recorder(model, run)
@@ -223,12 +223,32 @@ def train(spec: ModelSpec, width: int, seed: int, steps: int, lr: float | None) 
     return run
 
 
-def _optimizer(spec: ModelSpec, model: nn.Module, width: int,
-               lr: float | None) -> torch.optim.Optimizer:
-    """The spec's optimizer; with ``lr``, every group scaled by ``lr / base LR``."""
-    opt = spec.build_optimizer(model, width)
+class _Optimizers:
+    """The spec's optimizers stepped together (Muon for the matrices, AdamW for the rest)."""
+
+    def __init__(self, opts: tuple[torch.optim.Optimizer, ...]) -> None:
+        self.opts = opts
+        self.param_groups = [g for o in opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()
+
+    @property
+    def name(self) -> str:
+        return "+".join(type(o).__name__ for o in self.opts)
+
+
+def _optimizer(spec: ModelSpec, model: nn.Module, width: int, lr: float | None) -> _Optimizers:
+    """The spec's optimizers; with ``lr``, every group scaled by ``lr / base LR``."""
+    opts = spec.build_optimizers(model, width)
     if lr is not None:
-        base = float(opt.defaults.get("lr") or 0.0)
-        for group in opt.param_groups:  # keep μP's per-tensor ratios, move the base LR
-            group["lr"] = group["lr"] * lr / base if base else lr
-    return opt
+        for opt in opts:
+            base = float(opt.defaults.get("lr") or 0.0)
+            for group in opt.param_groups:  # keep μP's per-tensor ratios, move the base LR
+                group["lr"] = (group["lr"] or 0.0) * lr / base if base else lr
+    return _Optimizers(opts)

@@ -135,8 +135,14 @@ class _Recorder(TorchFunctionMode):
         self.leaves: dict[str, tuple[str, str]] = {}
         self.env: dict[int, torch.fx.Node] = {}  # id(tensor) -> the node holding its value
         self.keep: list[Any] = []  # every tensor seen stays alive: ids must not be reused
-        self.params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
-        self.buffers = {id(b): name for name, b in model.named_buffers(remove_duplicate=False)}
+        # a tensor registered under several names (tied weights) is known by its first name,
+        # as capture's parameter table knows it
+        self.params: dict[int, str] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            self.params.setdefault(id(p), name)
+        self.buffers: dict[int, str] = {}
+        for name, b in model.named_buffers(remove_duplicate=False):
+            self.buffers.setdefault(id(b), name)
         self.paths = {id(m): (path, type(m).__qualname__)
                       for path, m in model.named_modules(remove_duplicate=False)}
         self.stack: list[tuple[str, str]] = []
