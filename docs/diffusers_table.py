@@ -48,7 +48,7 @@ try:
     import diffusers
     from tpcheck.specgen import autospec
     from tpcheck.pipeline import lint
-    from tpcheck.convert import convert
+    from tpcheck import convert
     stage = "spec"
     spec = autospec(getattr(diffusers, name))
     out.update(widths=list(spec.widths), depth=spec.meta["depth"], scaled=spec.meta["scaled"],

@@ -19,8 +19,8 @@ import torch
 from conftest import classification_of
 from expected_roles import EXPECTED_ROLES, role_of
 
+from tpcheck import Plan, convert
 from tpcheck.cli import main
-from tpcheck.convert import Plan, convert
 from tpcheck.pipeline import analyze
 from tpcheck.specgen import autospec, diffusers_classes, extend_plan, verified
 

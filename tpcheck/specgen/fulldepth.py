@@ -20,7 +20,7 @@ from tpcheck.errors import TpcheckError
 from tpcheck.symbols import ROUNDED, n, parse
 
 if TYPE_CHECKING:
-    from tpcheck.convert import Plan, TensorRule
+    from tpcheck.plan import Plan, TensorRule
 
 #: ``list.7.rest``: the first index in a parameter name is its block in a ModuleList.
 _BLOCK = re.compile(r"^(?P<list>.+?)\.(?P<index>\d+)\.(?P<rest>.+)$")
@@ -33,7 +33,7 @@ def extend_plan(plan: Plan, model: torch.nn.Module) -> Plan:
     architecture): every block of the model takes the rules of the traced block of its kind
     (the same index where that block is of the same kind). Returns ``plan`` itself when its
     names and shapes already are the model's."""
-    from tpcheck.convert import unwrap
+    from tpcheck.plan import unwrap
 
     params = {name: tuple(p.shape) for name, p in unwrap(model).named_parameters()}
     outside = {k: v for k, v in plan.tensors.items() if _block_of(k) is None}

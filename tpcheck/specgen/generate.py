@@ -19,6 +19,7 @@ text, executed) and ``meta["notes"]`` says what was decided and why.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from torch import nn
 
 from tpcheck.errors import TpcheckError
 from tpcheck.spec import ModelSpec
+from tpcheck.widths import fit_dim, fit_rounded
 
 from . import config as cfg
 from . import depth, inputs, probe, scaling
@@ -71,13 +73,15 @@ def autospec(model: Callable[..., nn.Module], *, config: str | Path | dict[str, 
     test = scaling.smallest_width(law, draft.head_dim)
     test = test if test != axes.d0 else 2 * test
     draft = _runnable(draft, test)
+    law, pending, outside_notes = _outside_sizes(draft, axes, law, pending)
     law, equal_notes = _settle_equal(draft, law, pending, test)
     draft = _with_law(draft, law)
     chosen = tuple(widths) if widths else _choose_widths(draft, law)
+    _check_forward(draft, min(chosen))
     depth_note = explain.depth_note(cuts, depth.candidates(entries))
+    small = explain.small_note(draft, axes, set(depth.candidates(entries)))
     notes = [*notes, axes.describe(), *filled, *explain.law_notes(law, axes), *size_notes,
-             *equal_notes, explain.small_note(draft, axes, set(depth.candidates(entries))),
-             depth_note,
+             *outside_notes, *equal_notes, small, depth_note,
              explain.widths_note(chosen, axes, law, bool(widths)), explain.inputs_note(draft)]
     summary = tuple(explain.wrap([axes.describe() + ".", depth_note + "."]))
     final = replace(draft, widths=chosen, base_width=min(chosen), summary=summary)
@@ -221,6 +225,36 @@ def _runnable(draft: Draft, width: int) -> Draft:
     return draft
 
 
+def _outside_sizes(draft: Draft, axes: Axes, law: dict[str, Scaled],
+                   pending: dict[str, Scaled]
+                   ) -> tuple[dict[str, Scaled], dict[str, Scaled], list[str]]:
+    """Entries that size a forward input come from outside the transformer: fixed, even when
+    the model also processes them internally (Mochi pools its 4096-wide T5 tokens with weights
+    4096 → 4096, which alone looks like an inner size)."""
+    read: dict[str, str] = {}
+    for arg, expr in draft.inputs.items():
+        for key in re.findall(r'cfg\["([^"]+)"\]', expr.code):
+            read.setdefault(key, arg)
+    keep = {axes.width_arg, axes.heads_arg}
+    notes = [f"{key} = {draft.config[key]} kept fixed (it sizes the forward's {arg}: a size "
+             "from outside the transformer)"
+             for key, arg in read.items() if (key in law or key in pending) and key not in keep]
+    law = {k: v for k, v in law.items() if k not in read or k in keep}
+    pending = {k: v for k, v in pending.items() if k not in read}
+    return law, pending, notes
+
+
+def _check_forward(draft: Draft, width: int) -> None:
+    """The final spec's forward runs at its smallest width (every decision together)."""
+    loaded = load(draft)
+    error = probe.forward_error(loaded.factory, loaded.inputs, width)
+    if error is not None:
+        raise TpcheckError(f"the spec generated for {draft.target.label} does not run at width "
+                           f"{width}: {error}", where=draft.target.label,
+                           fix="pass --config (sizes the class cannot be built with), or "
+                               "--inputs module:fn with the forward's example inputs")
+
+
 def _settle_equal(draft: Draft, law: dict[str, Scaled], pending: dict[str, Scaled],
                   width: int) -> tuple[dict[str, Scaled], list[str]]:
     """Each entry equal to the width: fixed if the forward still runs with it fixed."""
@@ -240,23 +274,49 @@ def _settle_equal(draft: Draft, law: dict[str, Scaled], pending: dict[str, Scale
 
 
 def _choose_widths(draft: Draft, law: dict[str, Scaled]) -> tuple[int, ...]:
-    """×1, ×2, ×4 of the smallest width where every scaled entry is whole, doubled until the
-    model builds at all three (a size that must divide by something the config does not say)."""
-    first = scaling.smallest_width(law, draft.head_dim)
+    """Three widths at which the model builds and every parameter size is affine in ``n``
+    (up to rounding, as tpcheck's widths stage fits it): ×1, ×2, ×4 of the smallest width where
+    every scaled entry is whole, else ×1, ×2, ×3 (below a cap such as Lumina's
+    ``min(n, 1024)``), else the same from twice that width."""
     factory = load(draft).factory
-    failure: tuple[int, Exception] | None = None
+    first = scaling.smallest_width(law, draft.head_dim)
+    problem = "no width tried"
     for _ in range(4):
-        chosen = (first, 2 * first, 4 * first)
-        failure = None
-        for w in chosen:
-            built = probe.try_build(factory, w)
-            if isinstance(built, Exception):
-                failure = (w, built)
-                break
-        if failure is None:
-            return chosen
+        for chosen in ((first, 2 * first, 4 * first), (first, 2 * first, 3 * first)):
+            found = _param_shapes(factory, chosen)
+            if isinstance(found, str):
+                problem = found
+                continue
+            bad = _not_affine(found)
+            if bad is None:
+                return chosen
+            problem = f"{bad} is not affine in n at widths {chosen}"
         first *= 2
-    assert failure is not None
-    raise TpcheckError(f"{draft.target.label} cannot be built at width {failure[0]}: "
-                       f"{type(failure[1]).__name__}: {failure[1]}", where=draft.target.label,
-                       fix="pass --widths with three widths the model can be built at")
+    raise TpcheckError(f"no three widths found for {draft.target.label}: {problem}.",
+                       where=draft.target.label,
+                       fix="pass --widths with three widths at which every size is affine in n")
+
+
+def _param_shapes(factory: Callable[[int], nn.Module], widths: tuple[int, ...]
+                  ) -> dict[int, probe.Shapes] | str:
+    out = {}
+    for w in widths:
+        built = probe.try_build(factory, w)
+        if isinstance(built, Exception):
+            return f"building at width {w} raised {type(built).__name__}: {built}"
+        out[w] = probe.shapes(built)
+    return out
+
+
+def _not_affine(shapes: dict[int, probe.Shapes]) -> str | None:
+    """The first parameter axis whose sizes follow no affine (or rounded affine) law."""
+    widths = sorted(shapes)
+    names = set.intersection(*(set(s) for s in shapes.values()))
+    if any(set(s) != names for s in shapes.values()):
+        return "the set of parameters"
+    for name in sorted(names):
+        for axis in range(len(shapes[widths[0]][name])):
+            points = tuple((w, shapes[w][name][axis]) for w in widths)
+            if fit_dim(dict(points)) is None and fit_rounded(points) is None:
+                return f"{name}[{axis}] ({', '.join(str(p[1]) for p in points)})"
+    return None
