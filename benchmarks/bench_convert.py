@@ -37,7 +37,7 @@ def step_times(steps: int) -> dict[str, Any]:
     import torch
     from tpcheck.models.dit import dit_spec
 
-    from tpcheck.convert import convert
+    from tpcheck import convert
 
     torch.set_num_threads(2)
     spec = dit_spec(depth=4)
@@ -89,7 +89,7 @@ def convert_and_apply() -> dict[str, Any]:
 
     import torch
 
-    from tpcheck.convert import convert
+    from tpcheck import convert
 
     start = time.perf_counter()
     plan = convert(dit_xl_2_spec(PROXY_WIDTHS, 28))

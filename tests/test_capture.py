@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import spec_of
+from tpcheck.models import registry
 
 import tpcheck
 from tpcheck.capture import capture, training_graph
-from tpcheck.models import registry
 
 
 def _verdicts(report: tpcheck.Report) -> tuple[set, set]:
@@ -29,7 +29,7 @@ def test_recorder_and_export_give_the_same_report(target: str) -> None:
     spec = spec_of(target)
     recorded = tpcheck.lint(spec)
     if recorded.traced_on == "cpu":
-        with pytest.raises(tpcheck.TpcheckError, match="torch.export"):
+        with pytest.raises(tpcheck.TpcheckError, match=r"torch\.export"):
             tpcheck.lint(spec, tracer="export", device="cpu")
         return
     exported = tpcheck.lint(spec, tracer="export")

@@ -19,8 +19,8 @@ from tpcheck.models.dit import DiT, DiTConfig
 from tpcheck.rules.stack import LAYERS, Knobs, spec
 
 import tpcheck
+from tpcheck import Plan, convert
 from tpcheck.cli import main
-from tpcheck.convert import Plan, convert
 
 TARGETS = ["dit", "dit-growing-head-dim", "uvit", "uvit-growing-head-dim", "pixart",
            "pixart-growing-head-dim", "mmdit", "mmdit-growing-head-dim", "diffusers-dit",

@@ -19,9 +19,9 @@ import pytest
 import sympy
 import torch
 from scipy.stats import truncnorm
+from tpcheck.models import registry
 
 from tpcheck.capture import capture
-from tpcheck.models import registry
 
 Shape = tuple[int, ...]
 
@@ -90,7 +90,7 @@ def _bias_fans(model: torch.nn.Module) -> dict[str, int]:
     """Fan-in of the layer each bias belongs to (its weight's second dim × kernel)."""
     params = dict(model.named_parameters())
     out = {}
-    for name, p in params.items():
+    for name in params:
         weight = params.get(name[:-5] + ".weight")
         if name.endswith(".bias") and weight is not None and weight.dim() >= 2:
             out[name] = _fans(tuple(weight.shape))[0]

@@ -90,9 +90,8 @@ def test_a_bug_in_tpcheck_says_so_and_how_to_report() -> None:
     tpcheck line it came from, and where to report it (the CLI prints it, exit 2)."""
     from tpcheck.errors import ISSUES_URL, InternalError, stage
 
-    with pytest.raises(InternalError) as info:
-        with stage("classify", "my-model"):
-            {}["missing"]  # a real KeyError, as a bug in a stage would raise
+    with pytest.raises(InternalError) as info, stage("classify", "my-model"):
+        {}["missing"]  # a real KeyError, as a bug in a stage would raise
     text = info.value.render()
     assert "internal error in tpcheck: KeyError" in text
     assert "the classify stage" in text and "my-model" in text

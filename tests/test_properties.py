@@ -1,10 +1,12 @@
-"""Property tests (hypothesis) for the algebra the rules rest on.
+"""Property tests (hypothesis) for the algebra the rules rest on (measure, propagate, check).
 
 * the verdict on every tensor of a randomly parametrised stack equals the closed-form rule of
   theory.md §3, computed here independently of tpcheck;
 * every member of an abc-symmetry class gets the same verdict (TP4 Eq. 5, TP5 Lemma J.1);
 * width fits recover any affine dimension and reject non-affine ones;
-* lint leaves the model, its training mode and the global RNG as they were.
+* lint leaves the model, its training mode and the global RNG as they were;
+* any valid μP stack, under any optimizer family and in any member of its symmetry class,
+  lints with zero errors, and one exponent moved off μP is an error on that tensor.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fractions import Fraction as Fr
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tpcheck.rules.stack import ROLE, Knobs, Stack, spec
+from tpcheck.rules.stack import FAMILY, ROLE, Knobs, Stack, spec
 
 import tpcheck
 from tpcheck.symbols import n
@@ -139,3 +141,49 @@ def test_lint_never_changes_the_model(params: dict, train: bool) -> None:
         assert state.keys() == before[w].keys()
         assert all(torch.equal(state[k], before[w][k]) for k in state)
         assert all(p.requires_grad for p in model.parameters())
+
+
+FAMILY_OPTIMIZERS = st.sampled_from(["adamw", "sgd", "adafactor", "muon", "lion"])
+
+
+def _symmetric(optimizer: str, layer: str, theta: Fr, knobs: Knobs) -> Knobs:
+    """Move one layer along its abc-symmetry class for the optimizer's family: Adam-like and
+    Muon (a+θ, b−θ, c−θ), SGD (a+θ, b−θ, c−2θ), Adafactor (a+θ, b−θ, c) — its step already
+    scales with the weight, so U = a + c + b stays."""
+    family = FAMILY[optimizer]
+    dc = {"sgd": -2 * theta, "adafactor": Fr(0)}.get(family, -theta)
+    return knobs.shifted(layer, da=theta, db=-theta, dc=dc)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(optimizer=FAMILY_OPTIMIZERS,
+       thetas=st.fixed_dictionaries({layer: st.sampled_from([Fr(-1, 2), Fr(0), Fr(1, 2)])
+                                     for layer in ("inp", "hid", "out")}),
+       gate=st.booleans(), attention=st.sampled_from([None, "fixed"]))
+def test_any_valid_mup_stack_lints_clean(optimizer: str, thetas: dict, gate: bool,
+                                         attention: str | None) -> None:
+    """μP in any member of its symmetry class, under any family: zero errors."""
+    knobs = Knobs.mup(optimizer, gate=gate, attention=attention)
+    for layer, theta in thetas.items():
+        knobs = _symmetric(optimizer, layer, theta, knobs)
+    errors = [f for f in tpcheck.lint(spec(knobs)).findings if f.severity == "error"]
+    assert not errors, errors
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(optimizer=FAMILY_OPTIMIZERS, layer=st.sampled_from(["inp", "hid", "out"]),
+       flip=st.sampled_from([(Fr(-1, 2), Fr(0)), (Fr(0), Fr(-1, 2)), (Fr(0), Fr(1, 2))]),
+       theta=st.sampled_from([Fr(-1, 2), Fr(0), Fr(1, 2)]))
+def test_one_exponent_off_mup_is_an_error_on_that_tensor(optimizer: str, layer: str,
+                                                         flip: tuple[Fr, Fr],
+                                                         theta: Fr) -> None:
+    """An init made larger, or an LR moved either way, from a valid μP stack: an error that
+    names the tensor."""
+    db, dc = flip
+    knobs = _symmetric(optimizer, layer, theta, Knobs.mup(optimizer)).shifted(layer, db=db,
+                                                                             dc=dc)
+    findings = tpcheck.lint(spec(knobs)).findings
+    assert any(f.severity == "error" and f.tensor == f"{layer}.weight" for f in findings), (
+        [(f.rule, f.tensor, f.severity) for f in findings])

@@ -6,8 +6,8 @@ deviation from μP with a rule code (see ``tpcheck explain --all``). ``tpcheck.c
 writes the μP :class:`Plan` of a standard model, and ``tpcheck.coord_check(spec)`` measures
 activation and update sizes across widths.
 
-The public names below are imported on first use, so ``import tpcheck`` stays cheap (the
-pytest plugin and the CLI's ``--help`` load it).
+The public names below are imported on first use, so ``import tpcheck`` stays cheap (it
+does not import torch): the pytest plugin and the CLI's ``--help`` load it.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from tpcheck.errors import TpcheckError
-from tpcheck.spec import ModelSpec
 
 if TYPE_CHECKING:
     from tpcheck.check import Finding
-    from tpcheck.convert import Plan, convert
+    from tpcheck.conversion import convert
     from tpcheck.coord import coord_check
+    from tpcheck.plan import Plan
     from tpcheck.report import Report
+    from tpcheck.spec import ModelSpec
     from tpcheck.specgen import autospec
 
 #: Public name -> the module that defines it (imported lazily by ``__getattr__``).
 _LAZY = {
-    "Plan": "tpcheck.convert",
-    "convert": "tpcheck.convert",
+    "ModelSpec": "tpcheck.spec",
+    "Plan": "tpcheck.plan",
+    "convert": "tpcheck.conversion",
     "Report": "tpcheck.report",
     "Finding": "tpcheck.check",
     "coord_check": "tpcheck.coord",

@@ -18,7 +18,7 @@ import sympy
 from tpcheck.exponents import POWER_LAW_TOLERANCE, fit_power_law
 from tpcheck.graph import SEE_THROUGH, OpGraph, op_name
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
-from tpcheck.propagate import Propagation, gradient_exponent
+from tpcheck.propagate import ATTENTION, Propagation, gradient_exponent
 from tpcheck.rules import Rule, by_code, glob_match
 from tpcheck.symbols import n
 from tpcheck.widths import is_infinite
@@ -376,9 +376,12 @@ def _activation_rule(rule: Rule, p: Propagation) -> list[Finding]:
                 continue
             facts = {"s": ne.s, "tensor": ne.s_from or "the inputs"}
         elif rule.code == "TP602":
-            if not (ne.own_u or is_output):
-                continue
-            facts = {"u": ne.u, "tensor": ne.u_from or "the inputs"}
+            from_attention = (ne.u_from or "").startswith(ATTENTION)
+            if not (ne.own_u or (is_output and not from_attention)):
+                continue  # an attention blow-up is reported where it starts, not downstream
+            cause = ("the logit scale of " + ne.u_from.removeprefix(ATTENTION)
+                     if from_attention else ne.u_from or "the inputs")
+            facts = {"u": ne.u, "tensor": cause}
         elif rule.code == "TP603":
             if not is_output or ne.u == -sympy.oo:
                 continue

@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--width", type=int, default=None,
                          help="show the changes at this width (default: the largest traced)")
     convert.add_argument("--widths", type=parse_widths, default=None)
+    convert.add_argument("--no-verify", action="store_true",
+                         help="do not lint the converted model before writing the plan")
     _target_arguments(convert)
     convert.set_defaults(run=_run_convert)
 
@@ -190,7 +192,7 @@ def _run_lint(args: argparse.Namespace) -> int:
     outputs = []
     plan = None
     if args.plan:
-        from tpcheck.convert import Plan
+        from tpcheck.plan import Plan
 
         plan = Plan.load(args.plan)
     options = _target_options(args)
@@ -217,7 +219,7 @@ def _run_lint(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from tpcheck.convert import changes, convert, own_init_std
+    from tpcheck.conversion import changes, convert, own_init_std
     from tpcheck.fold import fold
     from tpcheck.targets import load_target
 
@@ -257,6 +259,10 @@ def _run_convert(args: argparse.Namespace) -> int:
               f"dim {att.head_dim} grows)")
     print(f"  (μP keeps the model's own init at the base width {plan.base_width} and scales it "
           "with each tensor's fan multipliers; LR, wd and ε multiply the optimizer's)")
+    for note in plan.notes:
+        print(f"  warning: {note}")
+    if not args.no_verify:
+        _verify(plan, spec)
     if args.output:
         plan.save(args.output)
         print(f"plan written to {args.output}: use it with `tpcheck lint {args.target} --plan "
@@ -299,9 +305,9 @@ def _run_coord(args: argparse.Namespace) -> int:
     plan = None
     if args.plan:
         try:
-            from tpcheck.convert import Plan
+            from tpcheck.plan import Plan
         except ImportError as exc:
-            raise TpcheckError(f"--plan needs tpcheck.convert, which cannot be imported: {exc}",
+            raise TpcheckError(f"--plan needs tpcheck.plan, which cannot be imported: {exc}",
                                fix="update tpcheck, or check a μP ModelSpec as TARGET") from exc
         plan = Plan.load(args.plan)
     from tpcheck.coord import coord_check
@@ -321,6 +327,24 @@ def _run_coord(args: argparse.Namespace) -> int:
     if result.divergences:
         print(f"tpcheck: {len(result.divergences)} run(s) diverged", file=sys.stderr)
     return result.exit_code
+
+
+def _verify(plan: Any, spec: Any) -> None:
+    """The convert contract: the plan's model lints without errors, or no plan at all."""
+    from tpcheck.pipeline import lint
+
+    report = lint(plan.spec(spec))
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        listed = "; ".join(f"{f.rule} {f.subject}: {f.message}" for f in errors[:3])
+        raise TpcheckError(
+            f"convert cannot make {plan.model} μP: with the plan applied, lint still finds "
+            f"{len(errors)} error(s): {listed}" + (" ..." if len(errors) > 3 else ""),
+            where=errors[0].source or plan.model,
+            fix="fix these in the model's code (they are not init, LR, weight decay or ε "
+                "choices a plan can make), or pass --no-verify to write the plan anyway")
+    print(f"  verified: `tpcheck lint` of the converted model finds no errors "
+          f"({report.counts['warning']} warning(s))")
 
 
 def _run_explain(args: argparse.Namespace) -> int:

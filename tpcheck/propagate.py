@@ -45,6 +45,8 @@ ZERO = sympy.Integer(0)
 HALF = sympy.Rational(1, 2)
 #: Rounds of forward/backward for SGD steps (each round lets g pass one more zero factor).
 _MAX_ROUNDS = 6
+#: ``u_from`` of an update that grows because of an attention op's logit scale (not a tensor).
+ATTENTION = "attention:"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,16 @@ class NodeExponents:
     module: str = ""
     source: str | None = None
     g: sympy.Expr = NEG_INF  # the loss gradient's coordinate exponent (-∞: no gradient)
+    g_from: str | None = None  # the tensor whose init amplified that gradient
+
+
+@dataclass(frozen=True)
+class Grad:
+    """The loss gradient's exponent at a node, and the tensor whose init amplified it on its
+    way back (None: none did), so a blow-up it causes in an SGD step names the cause."""
+
+    g: sympy.Expr
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,15 +146,17 @@ def propagate(measurement: Measurement) -> Propagation:
         results[node.name] = NodeExponents(
             node=node.name, s=exp.s, u=exp.u, s_from=exp.s_from, u_from=exp.u_from,
             width_sized=any(is_infinite(d) for d in shape),
-            own_s=exp.s_from in own, own_u=exp.u_from in own,
-            module=node.module, source=node.source, g=g.get(node.name, NEG_INF))
+            own_s=exp.s_from in own,
+            own_u=exp.u_from in own or exp.u_from == ATTENTION + node.name,
+            module=node.module, source=node.source, g=g.get(node.name, _NO_GRAD).g,
+            g_from=g.get(node.name, _NO_GRAD).source)
     return Propagation(measurement, results, outputs, reductions)
 
 
 # --- forward ---------------------------------------------------------------------------------
 
 
-def _forward(ctx: _Context, g: dict[str, sympy.Expr] | None
+def _forward(ctx: _Context, g: dict[str, Grad] | None
              ) -> tuple[dict[str, Exp], dict[str, sympy.Expr], tuple[str, ...]]:
     state: dict[str, Exp] = {}
     reductions: dict[str, sympy.Expr] = {}
@@ -166,7 +180,7 @@ def _forward(ctx: _Context, g: dict[str, sympy.Expr] | None
         if node.name in ctx.absorbed:
             exp = _max_of([state[r] for _, r in inputs])
         elif node.name in ctx.uses_at:
-            gz = None if g is None else g.get(node.name, NEG_INF)
+            gz = None if g is None else g.get(node.name, _NO_GRAD)
             exp = _weighted(ctx.graph, node, ctx.uses_at[node.name], state, gz)
         else:
             exp, k = _op(ctx.graph, node, [(p, state[r]) for p, r in inputs])
@@ -177,13 +191,14 @@ def _forward(ctx: _Context, g: dict[str, sympy.Expr] | None
 
 
 def _weighted(graph: OpGraph, node: OpNode, uses: list[UseExponents], state: dict[str, Exp],
-              gz: sympy.Expr | None) -> Exp:
+              grad: Grad | None) -> Exp:
     """A node that consumes parameters: contraction terms plus elementwise (bias, gain) terms.
 
     ``gz`` is the loss gradient's exponent at this node (None before the backward pass: an
     SGD step's size is not known yet and counts as no step).
     """
     op = op_name(node.target)
+    gz = None if grad is None else grad.g
     operands = {u.use.operand for u in uses}
     acts = [state[r.name] for pos, r in node.refs()
             if r.name in state and r.name not in operands and not _is_index(op, pos)]
@@ -204,7 +219,19 @@ def _weighted(graph: OpGraph, node: OpNode, uses: list[UseExponents], state: dic
         coherent = 1 if (u.alpha_in, u.alpha_out) == (1, 0) else HALF * u.alpha_in
         first = _clean(x_in.u + coherent - u.I)
         second = _step_term(u, x_in.s, gz)
-        u_val, u_from = (first, x_in.u_from) if _gt(first, second) else (second, tensor)
+        # blame the weight when its own exponents are off μP; else what made its input or its
+        # gradient too large (an SGD step carries the gradient, amplified by an init upstream)
+        if _gt(first, second):
+            u_val = first
+            u_from = tensor if _gt(u.expected_I, u.I) or x_in.u_from is None else x_in.u_from
+        else:
+            u_val = second
+            u_from = tensor
+            if u.U is not None and u.U == u.expected_U:
+                if u.family == "sgd" and grad is not None and grad.source is not None:
+                    u_from = grad.source
+                elif _gt(x_in.s, ZERO) and x_in.s_from is not None:
+                    u_from = x_in.s_from
         terms.append(Exp(s, u_val, tensor if _gt(s, x_in.s) else x_in.s_from, u_from))
     for u in uses:
         if u.use.kind == "contraction":
@@ -303,7 +330,12 @@ def _sdpa(graph: OpGraph, node: OpNode, exps: list[Exp]) -> Exp:
     q, k, v = (exps + [exps[-1]] * 3)[:3]
     _, u_logits = logits_exponents(graph, node, q, k)
     u = _max(v.u, u_logits + v.s)
-    u_from = v.u_from if _gt(v.u, u_logits + v.s) else (q.u_from or k.u_from)
+    if _gt(v.u, u_logits + v.s):
+        u_from = v.u_from
+    elif _gt(u_logits + v.s, ZERO) and not _gt(q.u, ZERO) and not _gt(k.u, ZERO):
+        u_from = ATTENTION + node.name  # q and k move Θ(1): the logit scale makes it grow
+    else:
+        u_from = q.u_from or k.u_from
     return Exp(_clean(v.s), _clean(u), v.s_from, u_from)
 
 
@@ -319,32 +351,37 @@ def logits_exponents(graph: OpGraph, node: OpNode, q: Exp, k: Exp) -> tuple[symp
 # --- backward --------------------------------------------------------------------------------
 
 
+_NO_GRAD = Grad(NEG_INF)
+
+
 def _backward(ctx: _Context, state: dict[str, Exp], outputs: tuple[str, ...]
-              ) -> dict[str, sympy.Expr]:
+              ) -> dict[str, Grad]:
     """``g`` of every node: 0 at the outputs (a finite loss of the network's output), then back
     through every op (docs/theory.md, "SGD-like": ``z = W x``: ``g_x = g_z + α_out/2 − I``;
     ``x ⊙ y``: ``g_x = g_z + s_y``; a norm: ``g_x = g_z − s_x``; ``c·x``: ``g_x = g_z + k``;
     everything that moves or sums values: ``g_x = g_z``)."""
     graph = ctx.graph
-    g: dict[str, sympy.Expr] = {name: ZERO for name in outputs}
+    g: dict[str, Grad] = {name: Grad(ZERO) for name in outputs}
     for node in reversed(graph.shapes.nodes):
-        gz = g.get(node.name)
-        if node.kind != "call" or gz is None or gz == NEG_INF:
+        here = g.get(node.name)
+        if node.kind != "call" or here is None or here.g == NEG_INF:
             continue
-        for ref, value in _gradients_of_inputs(ctx, node, gz, state):
-            if ref in g and not _gt(value, g[ref]):
+        for ref, value, blame in _gradients_of_inputs(ctx, node, here.g, state):
+            if ref in g and not _gt(value, g[ref].g):
                 continue
-            g[ref] = value
+            g[ref] = Grad(value, blame or here.source)
     return g
 
 
 def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dict[str, Exp]
-                         ) -> list[tuple[str, sympy.Expr]]:
+                         ) -> list[tuple[str, sympy.Expr, str | None]]:
+    """``(input, g_input, blame)`` for each input of ``node``; ``blame`` is a tensor whose
+    init, larger than μP's, amplifies the gradient here (else None: inherited)."""
     graph = ctx.graph
     op = op_name(node.target)
     refs = [(pos, r.name) for pos, r in node.refs() if r.name in state]
     if node.name in ctx.absorbed:
-        return [(r, gz) for _, r in refs]
+        return [(r, gz, None) for _, r in refs]
     uses = ctx.uses_at.get(node.name)
     if uses:
         operands = {u.use.operand for u in uses}
@@ -355,51 +392,62 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
             if op in NORMS:
                 gain = next((u for u in uses if u.use.pos == "2"), None)
                 s_gain = _moved(state[gain.use.operand]) if gain else ZERO
-                out.append((r, _clean(gz + s_gain - _finite(state[r].s))))
+                out.append((r, _clean(gz + s_gain - _finite(state[r].s)), None))
                 continue
             contractions = [u for u in uses if u.use.kind == "contraction"]
             if contractions:  # z = W x (+ b): the bias adds nothing to x's gradient
-                terms = [_through_weight(u, gz, state[r].s) for u in contractions]
+                terms = [(_through_weight(u, gz, state[r].s),
+                          u.use.tensor if _gt(u.expected_I, u.I) else None)
+                         for u in contractions]
             elif op == "mul":  # x ⊙ γ
-                terms = [_clean(gz + _moved(state[u.use.operand])) for u in uses]
+                terms = [(_clean(gz + _moved(state[u.use.operand])),
+                          u.use.tensor if _gt(state[u.use.operand].s, ZERO) else None)
+                         for u in uses]
             else:  # x + β and other elementwise uses
-                terms = [gz]
-            out.append((r, _max_list(terms)))
+                terms = [(gz, None)]
+            value, blame = max(terms, key=lambda t: _key(t[0]))
+            out.append((r, value, blame))
         return out
     if op in ("mul",) and len(refs) >= 2:
         (_, a), (_, b) = refs[0], refs[1]
-        return [(a, _clean(gz + _moved(state[b]))), (b, _clean(gz + _moved(state[a])))]
+        return [(a, _clean(gz + _moved(state[b])), _amplifier(state[b])),
+                (b, _clean(gz + _moved(state[a])), _amplifier(state[a]))]
     if op in ("div", "true_divide") and len(refs) >= 2:
         (_, a), (_, b) = refs[0], refs[1]
         sb = _finite(state[b].s)
-        return [(a, _clean(gz - sb)), (b, _clean(gz + state[a].s - 2 * sb))]
+        return [(a, _clean(gz - sb), None), (b, _clean(gz + state[a].s - 2 * sb), None)]
     k = _constant_exponent(graph, node)
     if op in ("mul", "div", "true_divide") and k:
-        return [(r, _clean(gz + k)) for _, r in refs]
+        return [(r, _clean(gz + k), None) for _, r in refs]
     if op in NORMS:
-        return [(r, _clean(gz - _finite(state[r].s))) for _, r in refs[:1]]
+        return [(r, _clean(gz - _finite(state[r].s)), None) for _, r in refs[:1]]
     if op in MATMUL and len(refs) >= 2:
         (_, a), (_, b) = refs[0], refs[1]
         out_dim = graph.shape(b)
         rows = graph.shape(a)
         beta = int(bool(out_dim) and is_infinite(out_dim[-1]))
         gamma = int(bool(rows) and len(rows) >= 2 and is_infinite(rows[-2]))
-        return [(a, _clean(gz + state[b].s + HALF * beta)),
-                (b, _clean(gz + state[a].s + HALF * gamma))]
+        return [(a, _clean(gz + state[b].s + HALF * beta), _amplifier(state[b])),
+                (b, _clean(gz + state[a].s + HALF * gamma), _amplifier(state[a]))]
     if op == "scaled_dot_product_attention" and len(refs) >= 3:
         (_, q), (_, k_), (_, v) = refs[0], refs[1], refs[2]
         delta = _head_alpha(graph, node)
         sigma = _sdpa_scale_exponent(graph, node)
         logits = _clean(gz + state[v].s + HALF * delta)
-        return [(q, _clean(logits + sigma + state[k_].s)),
-                (k_, _clean(logits + sigma + state[q].s)), (v, gz)]
+        return [(q, _clean(logits + sigma + state[k_].s), None),
+                (k_, _clean(logits + sigma + state[q].s), None), (v, gz, None)]
     power = _power(node, op)
     if power is not None and refs:
         r = refs[0][1]
-        return [(r, _clean(gz + (power - 1) * state[r].s))]
+        return [(r, _clean(gz + (power - 1) * state[r].s), None)]
     if op in EMBEDDING:
         return []
-    return [(r, gz) for _, r in refs]  # activations, moves, sums, softmax: g passes
+    return [(r, gz, None) for _, r in refs]  # activations, moves, sums, softmax: g passes
+
+
+def _amplifier(y: Exp) -> str | None:
+    """The tensor behind a factor that is larger than Θ(1) (it amplifies what it multiplies)."""
+    return y.s_from if _gt(y.s, ZERO) else None
 
 
 def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:

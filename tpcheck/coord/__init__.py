@@ -40,7 +40,7 @@ def coord_check(spec: ModelSpec, *, widths: Sequence[int] | None = None, steps: 
                 tolerance: float = TOLERANCE, static: bool = True) -> CoordResult:
     """Measure ``s`` and ``u`` of every module output of ``spec`` and compare with the lint's.
 
-    ``plan`` (a ``tpcheck.convert.Plan``) checks the μP version of ``spec`` instead; ``lr``
+    ``plan`` (a ``tpcheck.Plan``) checks the μP version of ``spec`` instead; ``lr``
     rescales every param group so that the optimizer's base LR is ``lr`` (per-tensor ratios,
     as μP sets them, are kept); ``static=False`` skips the prediction (measure only).
     """
