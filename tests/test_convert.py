@@ -290,3 +290,65 @@ def test_attention_it_cannot_rewrite_stops_with_the_module_named() -> None:
 def test_plan_json_round_trips(params: dict, style: str) -> None:
     plan = convert(spec(knobs_for(params)), seeds=1, style=style)
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+# --- structures with no single μP answer: ties and concatenated fan-ins ----------------------
+
+STRUCTURES = Path(__file__).parent / "fixtures" / "structures.py"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from tpcheck.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_tied_readout_module_gets_a_forward_multiplier(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """GPT-style tie: lint names both roles; convert keeps the embedding's init and LR and puts
+    1/m on the readout module's input; the converted model lints without errors."""
+    target = f"{STRUCTURES}:tied_module"
+    code, out, _ = _cli(capsys, "lint", target)
+    assert code == 1 and "emb.weight = head.weight" in out and "input+output" in out
+    assert "TP501" in out
+    plan_path = tmp_path / "plan.json"
+    code, out, err = _cli(capsys, "convert", target, "-o", str(plan_path))
+    assert code == 0, err
+    assert "emb.weight is tied" in out and "verified" in out
+    rule = Plan.load(plan_path).tensors["emb.weight"]
+    assert rule.forward_at == "head" and rule.role == "input+output"
+    code, out, _ = _cli(capsys, "lint", target, "--plan", str(plan_path), "--no-tensors")
+    assert code == 0, out
+
+
+def test_a_tie_convert_cannot_hook_exits_2_with_the_change_to_make(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(capsys, "convert", f"{STRUCTURES}:tied_functional")
+    assert code == 2 and "Traceback" not in err
+    assert "emb.weight is tied" in err and "MuSharedReadout" in err
+    assert "structures.py:" in err  # the line of the F.linear readout
+
+
+def test_a_concatenated_fan_in_is_initialised_block_by_block(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = f"{STRUCTURES}:concatenated"
+    plan_path = tmp_path / "plan.json"
+    code, out, err = _cli(capsys, "convert", target, "-o", str(plan_path))
+    assert code == 0, err
+    assert "concatenates a width block and a fixed block" in out
+    rule = Plan.load(plan_path).tensors["cond.weight"]
+    assert [b["size"] for b in rule.blocks] == ["n", "64"]
+    assert rule.lr_mult["adam"] == "32/n"  # the width part's 1/m
+    code, out, _ = _cli(capsys, "lint", target, "--plan", str(plan_path), "--no-tensors")
+    assert code == 0, out
+    from fixtures.structures import Concatenated
+
+    model = Plan.load(plan_path).apply(Concatenated(128))
+    w = model.cond.weight.detach()
+    width_block, fixed_block = w[:, :128], w[:, 128:]
+    base = rule.std_base
+    assert width_block.pow(2).mean().sqrt().item() == pytest.approx(base * 0.5, rel=0.05)
+    assert fixed_block.pow(2).mean().sqrt().item() == pytest.approx(base, rel=0.05)

@@ -42,6 +42,7 @@ class TensorRow:
     U: Any = None
     init: str | None = None  # how the init size was known: read, probed or sampled
     family: str | None = None  # the optimizer family that trains it
+    roles: tuple[str, ...] = ()  # a tied tensor's roles, one per use (empty: one role)
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, "shape": list(self.shape), "role": self.role,
@@ -52,6 +53,8 @@ class TensorRow:
         out["uses"] = list(self.uses)
         if self.aliases:
             out["aliases"] = list(self.aliases)
+        if self.roles:
+            out["roles"] = list(self.roles)
         return out
 
 
@@ -97,7 +100,8 @@ class Report:
                               "expected_U": as_json(ue.expected_U)}
                              for d, ue in zip(uses, m.uses, strict=True))
             rows.append(TensorRow(name, tuple(describe(t.shape, t.rounded)), t.role, str(t.fan_in),
-                                  str(t.fan_out), t.trainable, uses, t.aliases, **extra))
+                                  str(t.fan_out), t.trainable, uses, t.aliases,
+                                  roles=t.roles if len(t.roles) > 1 else (), **extra))
         attention = tuple({"node": a.node, "module": a.module, "head_dim": str(a.head_dim),
                            "head_dim_grows": is_infinite(a.head_dim),
                            "scales": {str(w): s for w, s in a.scales.items()}}
@@ -183,7 +187,9 @@ class Report:
         for label, members in groups:
             t = members[0]
             shape = "(" + ", ".join(_pretty(s) for s in t.shape) + ")"
-            role = t.role + ("" if t.trainable else " (frozen)")
+            role = "+".join(t.roles or (t.role,)) + ("" if t.trainable else " (frozen)")
+            if t.aliases:  # a tied tensor: every name it is registered under
+                label = " = ".join((label, *t.aliases))
             row = [label, shape, role, _pretty(t.fan_in), _pretty(t.fan_out)]
             if measured:
                 row += [_exp(t.I), _exp(t.U) if t.trainable else "-"]
