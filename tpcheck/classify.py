@@ -6,7 +6,7 @@ is added elementwise), so we follow each parameter forward through views, casts,
 
 * a contraction (linear, conv, embedding, matmul, einsum) gives ``fan_in`` = the contracted
   size and ``fan_out`` = the produced size; whether each grows with ``n`` picks the role
-  (theory.md §2): (0,1) input, (1,1) hidden, (1,0) output, (0,0) scalar;
+  (docs/theory.md §2): (0,1) input, (1,1) hidden, (1,0) output, (0,0) scalar;
 * an elementwise use (bias, norm gain, modulation table, positional embedding) is
   ``vector`` if the tensor has a dimension that grows with ``n``, else ``scalar``.
 
@@ -136,7 +136,7 @@ class Classification:
 
 
 def classify(graph: OpGraph) -> Classification:
-    """Classify every parameter of ``graph`` (theory.md §2)."""
+    """Classify every parameter of ``graph`` (docs/theory.md §2)."""
     capture = graph.shapes.capture
     params = capture.traces[capture.widths[0]].params
     tensors: dict[str, TensorClass] = {}

@@ -12,7 +12,7 @@
   input by the width multiplier). Constants on the way to attention logits belong to the
   logit scale (classify), not to a projection's multiplier.
 
-Then the abc-invariants (docs/theory.md): ``I = a + b``; ``U`` by the optimizer family
+Then the abc-invariants (docs/theory.md §3): ``I = a + b``; ``U`` by the optimizer family
 (``a + c`` Adam-like, ``2a + c`` SGD, ``a + c + b`` Adafactor, ``a + c − φ`` Muon), and what μP
 expects of them for the use's (α_in, α_out).
 """
@@ -140,7 +140,7 @@ class Measurement:
 
 
 def expected_init(alpha_in: int, alpha_out: int) -> sympy.Expr:
-    """Canonical μP ``I = α_in·(1 − α_out/2)`` (docs/theory.md)."""
+    """Canonical μP ``I = α_in·(1 − α_out/2)`` (docs/theory.md §3)."""
     return sympy.Integer(alpha_in) * (1 - sympy.Rational(alpha_out, 2))
 
 

@@ -1,5 +1,5 @@
 """Optimizer families: how an optimizer turns a gradient into a step, and what that means for
-the update exponent ``U`` of a tensor (docs/theory.md, "Optimizer families").
+the update exponent ``U`` of a tensor (docs/theory.md §8).
 
 The family is read from the optimizer that holds the tensor — its class and its param group's
 settings — never assumed:

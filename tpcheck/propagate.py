@@ -3,7 +3,7 @@ and of the loss gradient with respect to it (``g``).
 
 An activation whose coordinates have size ``Θ(n^s)`` at init changes by ``Θ(n^u)`` after one
 optimizer step, and the gradient of the loss with respect to it has coordinates ``Θ(n^g)``.
-The rules per op are docs/theory.md ("Activation sizes", "Optimizer families"); the tensors'
+The rules per op are docs/theory.md §4 and §8; the tensors'
 invariants ``I``, ``U`` come from :mod:`tpcheck.measure`.
 
 Three passes over the graph, in graph order:
@@ -357,7 +357,7 @@ _NO_GRAD = Grad(NEG_INF)
 def _backward(ctx: _Context, state: dict[str, Exp], outputs: tuple[str, ...]
               ) -> dict[str, Grad]:
     """``g`` of every node: 0 at the outputs (a finite loss of the network's output), then back
-    through every op (docs/theory.md, "SGD-like": ``z = W x``: ``g_x = g_z + α_out/2 − I``;
+    through every op (docs/theory.md §8.2: ``z = W x``: ``g_x = g_z + α_out/2 − I``;
     ``x ⊙ y``: ``g_x = g_z + s_y``; a norm: ``g_x = g_z − s_x``; ``c·x``: ``g_x = g_z + k``;
     everything that moves or sums values: ``g_x = g_z``)."""
     graph = ctx.graph

@@ -8,7 +8,7 @@ constant is often still below a Θ(1) term: U-ViT's residual stream adds a branc
 static analysis, this stage evaluates the same graph with the measured constants: the
 root-mean-square of every node at every requested width, from the fitted init sizes and
 multipliers (:mod:`tpcheck.measure`), the fan sizes (:mod:`tpcheck.widths`) and the same
-per-op rules as theory.md §4, applied to second moments:
+per-op rules as docs/theory.md §4, applied to second moments:
 
 * a contraction sums ``fan_in`` independent products (CLT): ``E[z²] = fan_in·E[w²]·E[x²]``;
 * independent sums add second moments, independent products multiply them;

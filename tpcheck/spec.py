@@ -28,7 +28,7 @@ def default_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build, feed and optimise a model at any width ``n`` (the contract in design.md).
+    """How to build, feed and optimise a model at any width ``n`` (the contract in docs/api.md).
 
     ``factory(n)`` returns the model at hidden size ``n``; ``inputs(n)`` returns example
     forward inputs (a tuple of positional arguments or a dict of keyword arguments, CPU

@@ -315,7 +315,7 @@ def _short(names: list[str], k: int = 6) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def is_infinite(dim: sympy.Expr | None) -> bool:
-    """A dimension is infinite iff it grows with ``n`` (theory.md §2)."""
+    """A dimension is infinite iff it grows with ``n`` (docs/theory.md §2)."""
     return dim is not None and sympy.diff(dim, n) != 0
 
 
