@@ -216,7 +216,7 @@ def _runnable(draft: Draft, width: int) -> Draft:
     if draft.user_inputs is None:
         return inputs.infer(draft, width)
     loaded = load(draft)
-    error = probe.forward_error(loaded.factory, loaded.inputs, width)
+    error = probe.runs(loaded.factory, loaded.inputs, width)
     if error is not None:
         raise TpcheckError(f"the forward of {draft.target.name} with your inputs({width}) "
                            f"failed: {error}", where=draft.target.label,
@@ -247,7 +247,7 @@ def _outside_sizes(draft: Draft, axes: Axes, law: dict[str, Scaled],
 def _check_forward(draft: Draft, width: int) -> None:
     """The final spec's forward runs at its smallest width (every decision together)."""
     loaded = load(draft)
-    error = probe.forward_error(loaded.factory, loaded.inputs, width)
+    error = probe.runs(loaded.factory, loaded.inputs, width)
     if error is not None:
         raise TpcheckError(f"the spec generated for {draft.target.label} does not run at width "
                            f"{width}: {error}", where=draft.target.label,
@@ -264,7 +264,7 @@ def _settle_equal(draft: Draft, law: dict[str, Scaled], pending: dict[str, Scale
     for name, rule in pending.items():
         del undecided[name]
         loaded = load(_with_law(draft, {**law, **undecided}))
-        if probe.forward_error(loaded.factory, loaded.inputs, width) is None:
+        if probe.runs(loaded.factory, loaded.inputs, width) is None:
             notes.append(f"{name} = {draft.config[name]} kept fixed (equal to the width in the "
                          "config, but the forward runs with it fixed)")
         else:

@@ -178,6 +178,23 @@ def forward_error(factory: Callable[[int], nn.Module], inputs: Callable[[int], A
     return None if cpu_error is None else cpu_error.text
 
 
+def runs(factory: Callable[[int], nn.Module], inputs: Callable[[int], Any], width: int
+         ) -> str | None:
+    """``None`` when the forward runs at ``width`` on meta or, failing that for any reason, on
+    the CPU (as capture falls back: some forwards fail on meta in ways that do not say so)."""
+    error = forward_error(factory, inputs, width)
+    if error is None:
+        return None
+    try:
+        meta_model = build(factory, width)
+    except Exception:
+        return error
+    cpu = cpu_model(factory, width, meta_model)
+    if isinstance(cpu, str):
+        return error
+    return forward_error(factory, inputs, width, model=cpu, device="cpu") and error
+
+
 def cpu_model(factory: Callable[[int], nn.Module], width: int, meta_model: nn.Module
               ) -> nn.Module | str:
     """The model with real weights on the CPU, or why it is not built."""
