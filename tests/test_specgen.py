@@ -112,10 +112,12 @@ def mydit(tmp_path: Path) -> Path:
 
 
 def _lint_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    """The exit code and the (first) target's JSON report."""
     code = main(["lint", *argv, "--format", "json"])
     out = capsys.readouterr()
     assert "Traceback" not in out.err
-    return code, (json.loads(out.out) if out.out.strip() else {})
+    payload = json.loads(out.out) if out.out.strip() else {}
+    return code, (payload["targets"][0] if "targets" in payload else payload)
 
 
 def test_own_class_lints_with_one_command(mydit: Path, capsys) -> None:
@@ -131,6 +133,9 @@ def test_own_class_lints_with_one_command(mydit: Path, capsys) -> None:
     assert roles["out.weight"] == "output"
     assert not any(name.startswith("blocks.1.") for name in roles)  # depth 28 → 1
     assert report["widths"] == [144, 288, 576]  # 2, 4, 8 heads of 1152 / 16 = 72
+    if "spec_source" in report:  # the report shows the spec tpcheck built
+        assert "def factory(n: int)" in report["spec_source"]
+        assert any("depth 28 → 1" in line for line in report["notes"])
 
 
 def test_own_class_is_built_small_and_on_meta_only(mydit: Path) -> None:
