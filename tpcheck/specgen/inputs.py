@@ -46,6 +46,11 @@ _GLOBAL_KEYS = ("global_states_input_dim", "global_cond_dim")
 _LABEL_NAMES = ("class_labels", "y", "labels", "class_label")
 _LABEL_KEYS = ("num_embeds_ada_norm", "num_classes", "n_classes", "class_num", "num_class")
 _TIME_NAMES = ("t", "time", "timesteps", "timestep")
+#: Recognised arguments and the config entries that size them (for the error when none is set).
+_SIZED_BY = {**dict.fromkeys(_TEXT_NAMES, _TEXT_KEYS),
+             **dict.fromkeys(_POOLED_NAMES, _POOLED_KEYS),
+             **dict.fromkeys(_GLOBAL_NAMES, _GLOBAL_KEYS),
+             **dict.fromkeys(_LABEL_NAMES, _LABEL_KEYS)}
 _SIZE_CONDITIONS = ("original_size", "target_size", "crop_coords")
 _MASK_WORDS = ("encoder", "text", "cap", "context")
 _OMIT = None  # an optional argument left out
@@ -167,12 +172,15 @@ def combinations(draft: Draft, config: dict[str, Any]) -> Iterator[dict[str, Inp
         found = _argument(name, required, config, params)
         if found is None:
             if required and not _is_latent(name, params):
+                known = _SIZED_BY.get(name.lower())
+                why = (f"the config sets none of {', '.join(known)}, which would size it"
+                       if known else "its name says nothing tpcheck can size from the config")
                 raise TpcheckError(
                     f"cannot infer the forward argument {name!r} of {draft.target.name}: "
-                    "its name says nothing tpcheck can size from the config.",
-                    where=draft.target.label,
+                    f"{why}.", where=draft.target.label,
                     fix=f"pass --inputs module:fn, a function width -> the forward's "
-                        f"arguments including {name!r}")
+                        f"arguments including {name!r}" + (" (or set one of those entries "
+                                                            "with --config)" if known else ""))
             continue
         options.append((name, found))
     names = [name for name, _ in options]
