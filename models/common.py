@@ -28,7 +28,7 @@ def split_heads(hidden_size: int, head_dim: int | None, num_heads: int | None) -
     """(heads, head_dim) from a width and exactly one of head_dim / num_heads.
 
     The two schemes are what μP tells apart: a fixed head dim grows the width by adding heads,
-    a fixed head count grows the head dim (then attention needs 1/d, theory.md §4).
+    a fixed head count grows the head dim (then attention needs 1/d, docs/theory.md §4).
     """
     if (head_dim is None) == (num_heads is None):
         raise ValueError("set exactly one of head_dim (width grows by adding heads) and "
@@ -77,7 +77,7 @@ class LatentConfig(HeadSplit):
     latent); a config for another size redeclares the fields it changes, which keeps their
     place. Exactly one of ``head_dim`` / ``num_heads`` is set: a fixed head dim means the
     width grows by adding heads (the seed paper's μP scheme), a fixed head count means the
-    head dim grows with the width (then μP needs a 1/d attention scale, theory.md §4).
+    head dim grows with the width (then μP needs a 1/d attention scale, docs/theory.md §4).
     """
 
     input_size: int = 32  # latent side H = W

@@ -15,7 +15,7 @@ implementation (facebookresearch/DiT, ``models.py``), rewritten from scratch:
   "unpatchify" back to an image.
 
 The init is the paper's, which is *standard* parametrization: tpcheck's job is to point
-out what μP would change (theory.md §2, §7). Submodule names are the reference's, so a
+out what μP would change (docs/theory.md §2, §7). Submodule names are the reference's, so a
 DiT checkpoint's state-dict keys load into this class. The pieces the reference models
 share (patch embedding, sin-cos tables, timestep MLP, attention, MLP, readout, the latent
 frame) are in ``common.py``; this file keeps what is DiT's own, in the order of the paper's

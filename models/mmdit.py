@@ -19,7 +19,7 @@ diffusers' ``SD3Transformer2DModel`` / ``JointTransformerBlock``, rewritten from
 
 Init: PyTorch defaults everywhere (kaiming-uniform Linear/conv, RMSNorm gain 1), as in the
 SD3 reference code and diffusers at random init: nothing is zero-initialised, not even
-the adaLN-Zero modulations (theory.md §7). Only the frozen position table is filled.
+the adaLN-Zero modulations (docs/theory.md §7). Only the frozen position table is filled.
 The image stream's patch embedding, sin-cos table and unpatchify, the timestep sinusoid, the
 MLP and ``modulate`` are the ones the reference models share (``common.py``); the joint
 attention, the two streams and diffusers' adaLN layers are MMDiT's own, here.

@@ -15,7 +15,7 @@ implementation (baofff/U-ViT, ``libs/uvit.py``), rewritten from scratch:
 
 Init (the reference's ``_init_weights``): ``trunc_normal(std=0.02)`` on every Linear
 weight, zero biases, LayerNorm (1, 0), position embedding ``trunc_normal(0.02)``, convs at
-PyTorch's default. A fixed 0.02 std for every Linear is standard, not μP (theory.md §7).
+PyTorch's default. A fixed 0.02 std for every Linear is standard, not μP (docs/theory.md §7).
 Submodule names are the reference's. The patch embedding, the timestep sinusoid, attention
 and MLP are the ones the reference models share (``common.py``); the token layout and the
 long skips are U-ViT's own, here.
@@ -175,7 +175,7 @@ SMALL = specs.SmallTarget("uvit", UViTConfig, UViT, specs.class_conditional_inpu
 def uvit_spec(depth: int = 4, **overrides: Any) -> ModelSpec:
     """Small U-ViT (2 in-, 1 mid-, 2 out-blocks), head dim fixed at 16 (heads = n / 16).
 
-    Depth 4 because the skip linears exist only in the out-blocks: theory.md §7 asks for
+    Depth 4 because the skip linears exist only in the out-blocks: docs/theory.md §7 asks for
     depth ≥ 4 when modules depend on depth.
     """
     return SMALL.spec(specs.FIXED_HEAD_DIM, depth, overrides)

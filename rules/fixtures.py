@@ -54,6 +54,11 @@ MUP = _mup()
 FIXTURES: dict[str, Fixture] = {
     "TP001": Fixture(((_mup(capped_hidden_init=True), "hid.weight"),), (MUP,)),
     "TP002": Fixture(((_mup(unused=True), "spare"),), (MUP,)),
+    # an inline suppression of TP102 on hid's line: stale while hid is μP, used once it is not
+    "TP003": Fixture(((_mup(suppression="TP102"), "hid.weight"),),
+                     (_shift("hid", db=-HALF, suppression="TP102"),)),
+    "TP004": Fixture(((_mup(suppression="TP999"), "hid.weight"),),
+                     (_mup(suppression="TP102"),)),
     "TP101": Fixture(((_shift("out", db=-HALF), "out.weight"),), (MUP,), ("adamw", "sgd")),
     "TP102": Fixture(((_shift("hid", db=-HALF), "hid.weight"),), (MUP,), ("adamw", "sgd")),
     "TP103": Fixture(((_shift("inp", db=-HALF), "inp.weight"),), (MUP,), ("adamw", "sgd")),

@@ -81,6 +81,8 @@ class Knobs:
     wd_scaled: bool = True
     multiplier_in_n: bool = False  # write the readout multiplier in n, not m
     unoptimized: tuple[str, ...] = ()  # tensors left out of every param group
+    #: An inline suppression on hid's defining line: "TP102" (a real code) or "TP999" (none).
+    suppression: str = ""
 
     @classmethod
     def mup(cls, optimizer: str = "adamw", **options: object) -> Knobs:
@@ -112,7 +114,12 @@ class Stack(nn.Module):
             self.proj = nn.Linear(n, n)
             self.heads = {"fixed": n // 8, "growing": 2}.get(knobs.attention,
                                                            {32: 4, 64: 4, 128: 8}.get(n, 4))
-        self.hid = nn.Linear(n + (8 if knobs.mixed_fan_in else 0), n)
+        if knobs.suppression == "TP102":
+            self.hid = nn.Linear(n, n)  # tpcheck: ignore[TP102] fixture: hid's init is tested
+        elif knobs.suppression == "TP999":
+            self.hid = nn.Linear(n, n)  # tpcheck: ignore[TP999] fixture: a code no rule has
+        else:
+            self.hid = nn.Linear(n + (8 if knobs.mixed_fan_in else 0), n)
         if knobs.gate:
             self.gate = nn.Linear(n, n)
         if not knobs.tie:

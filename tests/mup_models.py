@@ -113,7 +113,7 @@ def _reinit_dit(model: dit.DiT) -> None:
     # Timestep MLP normal(0.02): the (n, n) second layer becomes 0.02 / √m.
     mup.init.normal_(model.t_embedder.mlp[0].weight, std=0.02)
     mup.init.normal_(model.t_embedder.mlp[2].weight, std=0.02)
-    # adaLN-Zero stays zero (a hidden weight: tpcheck warns TP105, theory.md §3).
+    # adaLN-Zero stays zero (a hidden weight: tpcheck warns TP105, docs/theory.md §3).
     for block in model.blocks:
         nn.init.zeros_(block.adaLN_modulation[-1].weight)
     nn.init.zeros_(model.final_layer.adaLN_modulation[-1].weight)

@@ -1,4 +1,4 @@
-"""Every parameter of every built-in model gets the role theory.md §2 gives it.
+"""Every parameter of every built-in model gets the role docs/theory.md §2 gives it.
 
 The expected roles are written by hand in expected_roles.py from how each architecture
 consumes its tensors; here they are compared with what tpcheck derives from the traced graph.
@@ -80,7 +80,7 @@ def test_weightless_contractions_are_recorded() -> None:
 def test_lint_dit_json_classifies_every_parameter(capsys: pytest.CaptureFixture[str]) -> None:
     """Issue acceptance: `tpcheck lint dit --format json` — 100 % classified, key roles."""
     assert main(["lint", "dit", "--format", "json", "--roles-only"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    (report,) = json.loads(capsys.readouterr().out)["targets"]
     roles = {t["name"]: t["role"] for t in report["tensors"]}
     assert set(roles.values()) <= {"input", "hidden", "output", "vector", "scalar"}
     assert roles["blocks.0.adaLN_modulation.1.weight"] == "hidden"

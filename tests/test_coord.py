@@ -4,7 +4,7 @@
 biases. The input layer is frozen so that the hidden layer's own update is the only term in the
 hidden activation's change: no width-independent term (the input layer's update, a bias)
 competes with it at small widths, and the measured slope is the theory's exponent already at
-n = 32…512 (theory.md §4):
+n = 32…512 (docs/theory.md §4):
 
 * SP (std 1/√fan_in everywhere, one global Adam LR): hidden ``u = 1``, readout ``u = 3/2``;
 * μP (readout std 1/n, hidden and readout LR ÷ m): every ``u = 0``.
@@ -118,7 +118,7 @@ def test_disagreement_is_shown_not_hidden(sp):
 class Residual(nn.Module):
     """x → input (8 → n, frozen) → h; y = h + hid2(hid1(h)) with std-0.02 hidden layers.
 
-    The branch has size ``0.02² · n`` against a Θ(1) stream: ``s = 1`` as n → ∞ (theory.md §4),
+    The branch has size ``0.02² · n`` against a Θ(1) stream: ``s = 1`` as n → ∞ (docs/theory.md §4),
     but ``E[y²] = 1 + (0.0004·n)²`` is flat at n ≤ 512; the leading term shows (local slope
     within 0.25 of 1) from ``n = √3 / 0.0004 ≈ 4,330``.
     """
@@ -226,3 +226,29 @@ def test_uvit_residual_stream_is_flat_at_small_widths_and_predicted_so():
     assert abs(block.size_slope.mean) < 0.25
     assert block.size_verdict == "agree"
     assert block.prediction.s_from is not None and block.prediction.s_from > 256
+
+
+def test_too_few_steps_say_so_when_a_zero_readout_holds_the_gradient():
+    """A zero readout blocks every gradient upstream at step 1: with --steps 1 the update
+    verdicts mean nothing, and the result says to use more steps; with 3 it does not."""
+    zero_readout = stack_spec(Knobs.mup("adamw", zero=("out",)))
+    short = coord.coord_check(zero_readout, steps=1, seeds=1)
+    assert any("use --steps ≥ 3" in note for note in short.notes), short.notes
+    enough = coord.coord_check(zero_readout, steps=3, seeds=1)
+    assert not any("--steps" in note for note in enough.notes), enough.notes
+
+
+def test_fail_under_turns_the_agreement_into_an_exit_code(capsys):
+    """`coord --fail-under RATE` exits 1 exactly when the agreement is under RATE."""
+    target = "tpcheck.rules.stack:spec"
+    argv = ["coord", target, "--steps", "3", "--seeds", "1", "--format", "json"]
+    assert main(argv) == 0
+    rate = json.loads(capsys.readouterr().out)["summary"]["agreement_rate"]
+    assert rate is not None and rate > 0.5
+    assert main([*argv, "--fail-under", f"{rate:.6f}"[:-1]]) == 0  # at (just under) the rate
+    capsys.readouterr()
+    assert main([*argv, "--fail-under", f"{min(rate + 0.01, 1.0) if rate < 1 else 1.0}"]) == (
+        1 if rate < 1 else 0)
+    err = capsys.readouterr().err
+    if rate < 1:
+        assert "is under --fail-under" in err

@@ -4,7 +4,7 @@ The μP versions of the reference models (tests/mup_models.py: ``MuReadout``,
 ``set_base_shapes``, ``mup.init``, ``MuAdamW``) must lint with zero errors; the SP reference
 models with one global AdamW LR must get errors for the hidden LR (TP201) and the readout
 (TP101 / TP202), DiT a warning for adaLN-Zero (TP105), and a growing head dim with the
-default 1/√d attention scale an error (TP301). Invariants: theory.md §3.
+default 1/√d attention scale an error (TP301). Invariants: docs/theory.md §3.
 
 Each model is linted once: the SP references in this process (through conftest's session
 cache), the μP versions meanwhile in one worker process: on 2 cores the file takes about as
@@ -141,7 +141,7 @@ def test_mup_version_lints_without_errors(name: str, mup_reports) -> None:
 
 
 def test_mup_dit_invariants(mup_reports) -> None:
-    """theory.md §3: MuReadout (a = 1, b = 0, c = 0) has I = U = 1; a hidden weight with
+    """docs/theory.md §3: MuReadout (a = 1, b = 0, c = 0) has I = U = 1; a hidden weight with
     mup's init and MuAdamW's LR ÷ m has I = 1/2, U = 1."""
     report = _mup(mup_reports, "dit")
     readout = _row(report, readout_weight("dit"))

@@ -1,7 +1,7 @@
 """Property tests (hypothesis) for the algebra the rules rest on (measure, propagate, check).
 
 * the verdict on every tensor of a randomly parametrised stack equals the closed-form rule of
-  theory.md §3, computed here independently of tpcheck;
+  docs/theory.md §3, computed here independently of tpcheck;
 * every member of an abc-symmetry class gets the same verdict (TP4 Eq. 5, TP5 Lemma J.1);
 * width fits recover any affine dimension and reject non-affine ones;
 * lint leaves the model, its training mode and the global RNG as they were;
@@ -33,7 +33,7 @@ EXPECTED = {"input": (Fr(0), {"adam": Fr(0), "sgd": Fr(-1)}),
 
 
 def closed_form(role: str, a: Fr, b: Fr, c: Fr, optimizer: str) -> set[str]:
-    """Rule codes theory.md §3 assigns to one weight with exponents (a, b, c)."""
+    """Rule codes docs/theory.md §3 assigns to one weight with exponents (a, b, c)."""
     init, update = EXPECTED[role][0], EXPECTED[role][1][optimizer]
     I = a + b
     U = a + c if optimizer == "adam" else 2 * a + c

@@ -1,4 +1,5 @@
-"""Reports: the JSON contract, SARIF 2.1.0 validity, text folding, exit codes, config."""
+"""The report stage: the JSON contract (docs/report.schema.json), SARIF 2.1.0 validity, one
+document per run whatever the number of targets, text folding, exit codes, config."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from conftest import report_of
 from tpcheck.rules import DOC_SECTIONS, catalogue, render_docs
 
 from tpcheck.cli import main
+from tpcheck.runreport import RunReport
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,7 @@ def sarif_schema() -> dict:
 
 @pytest.mark.parametrize("target", ["dit", "uvit", "pixart", "mmdit"])
 def test_sarif_validates_against_the_schema(target: str) -> None:
-    sarif = report_of(target).to_sarif()
+    sarif = RunReport((report_of(target),)).to_sarif()
     jsonschema.validate(sarif, sarif_schema())
     results = sarif["runs"][0]["results"]
     assert results, "the SP reference models have findings"
@@ -36,7 +38,7 @@ def test_sarif_validates_against_the_schema(target: str) -> None:
 
 
 def test_sarif_locates_tensor_findings_at_the_defining_line() -> None:
-    sarif = report_of("dit").to_sarif()
+    sarif = RunReport((report_of("dit"),)).to_sarif()
     result = next(r for r in sarif["runs"][0]["results"]
                   if r["ruleId"] == "TP202")  # the readout's update
     location = result["locations"][0]
@@ -45,6 +47,53 @@ def test_sarif_locates_tensor_findings_at_the_defining_line() -> None:
     source = (REPO / uri).read_text().splitlines()[line - 1]
     assert "self.linear" in source and "nn.Linear" in source
     assert location["logicalLocations"][0]["fullyQualifiedName"] == "final_layer.linear.weight"
+
+
+def report_schema() -> dict:
+    return json.loads((REPO / "docs" / "report.schema.json").read_text())
+
+
+def test_a_run_over_two_targets_is_one_json_and_one_sarif_document(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`lint dit mmdit --format json|sarif -o FILE`: one document, every target in it, one
+    summary and the worst exit code (two concatenated documents are neither JSON nor SARIF)."""
+    out = tmp_path / "run.json"
+    assert main(["lint", "dit", "mmdit", "--format", "json", "-o", str(out)]) == 1
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, report_schema())
+    assert [t["model"] for t in data["targets"]] == ["dit", "mmdit"]
+    assert data["summary"]["targets"] == 2 and data["exit_code"] == 1
+    assert data["summary"]["error"] == sum(t["summary"]["error"] for t in data["targets"])
+
+    sarif_path = tmp_path / "run.sarif"
+    assert main(["lint", "dit", "mmdit", "--format", "sarif", "-o", str(sarif_path)]) == 1
+    sarif = json.loads(sarif_path.read_text())
+    jsonschema.validate(sarif, sarif_schema())
+    (run,) = sarif["runs"]
+    by_target = {r["properties"]["target"] for r in run["results"]}
+    assert by_target == {"dit", "mmdit"}
+    assert len(run["results"]) == data["summary"]["error"] + data["summary"]["warning"] + \
+        data["summary"]["info"]
+    assert "written to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["dit"], ["dit", "--roles-only"], ["uvit", "--plan", "PLAN"],
+                                  ["diffusers-sd3"], ["dit", "--select", "TP105"]])
+def test_every_json_report_validates_against_the_published_schema(
+        argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    if "PLAN" in argv:
+        plan = tmp_path / "plan.json"
+        assert main(["convert", "uvit", "-o", str(plan), "--quiet"]) == 0
+        argv = [str(plan) if a == "PLAN" else a for a in argv]
+    capsys.readouterr()
+    main(["lint", *argv, "--format", "json"])
+    jsonschema.validate(json.loads(capsys.readouterr().out), report_schema())
+    main(["lint", *argv, "--format", "sarif"])
+    jsonschema.validate(json.loads(capsys.readouterr().out), sarif_schema())
+
+
+def test_the_report_schema_is_a_valid_json_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(report_schema())
 
 
 def test_json_report_follows_the_contract() -> None:
@@ -85,7 +134,10 @@ def test_every_rule_has_complete_docs_and_a_paper() -> None:
     for rule in catalogue():
         for section in DOC_SECTIONS:
             assert rule.docs.get(section, "").strip(), f"{rule.code} lacks {section}"
-        assert any(p in rule.source for p in ("TP4", "TP5", "Zheng", "theory.md")), rule.code
+        # a rule about μP cites its paper; one about suppressions, the docs that define them
+        cited = ("docs/ci.md",) if rule.scope == "suppression" else ("TP4", "TP5", "Zheng",
+                                                                      "theory.md")
+        assert any(p in rule.source for p in cited), rule.code
         assert rule.severity in ("error", "warning", "info")
         assert rule.name == rule.name.lower() and " " not in rule.name
 
@@ -118,15 +170,12 @@ rules = ["TP105"]
 reason = "adaLN-Zero is deliberate"
 """)
     assert main(["lint", "--pyproject", str(config), "--format", "json"]) == 0
-    findings = json.loads(capsys.readouterr().out)["findings"]
-    assert [f["tensor"] for f in findings] == ["final_layer.adaLN_modulation.1.weight"]
-
-
-def test_config_without_reason_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = tmp_path / "pyproject.toml"
-    config.write_text('[[tool.tpcheck.per-tensor-ignores]]\npattern = "x"\nrules = ["TP1"]\n')
-    assert main(["lint", "dit", "--pyproject", str(config)]) == 2
-    assert "lacks ['reason']" in capsys.readouterr().err
+    (target,) = json.loads(capsys.readouterr().out)["targets"]
+    assert [f["tensor"] for f in target["findings"]] == ["final_layer.adaLN_modulation.1.weight"]
+    assert {s["tensor"] for s in target["suppressed"]} == {
+        "blocks.0.adaLN_modulation.1.weight", "blocks.1.adaLN_modulation.1.weight"}
+    assert {s["reason"] for s in target["suppressed"]} == {"adaLN-Zero is deliberate"}
+    assert target["summary"]["suppressed"] == 2
 
 
 @pytest.mark.parametrize("target", ["diffusers-dit", "diffusers-pixart", "diffusers-sd3"])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tpcheck.report import Report
     from tpcheck.spec import ModelSpec
     from tpcheck.specgen import autospec
+    from tpcheck.testing import NotMuP, assert_mup
 
 #: Public name -> the module that defines it (imported lazily by ``__getattr__``).
 _LAZY = {
@@ -36,6 +37,8 @@ _LAZY = {
     "Finding": "tpcheck.check",
     "coord_check": "tpcheck.coord",
     "autospec": "tpcheck.specgen",
+    "assert_mup": "tpcheck.testing",
+    "NotMuP": "tpcheck.testing",
 }
 
 
@@ -62,5 +65,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["Finding", "ModelSpec", "Plan", "Report", "TpcheckError", "__version__", "analyze",
-           "autospec", "convert", "coord_check", "lint"]
+__all__ = ["Finding", "ModelSpec", "NotMuP", "Plan", "Report", "TpcheckError", "__version__",
+           "analyze", "assert_mup", "autospec", "convert", "coord_check", "lint"]

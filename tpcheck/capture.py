@@ -32,7 +32,13 @@ from torch.utils._pytree import tree_map
 
 from tpcheck.errors import TpcheckError
 from tpcheck.inits import InitRead, InitRecorder
-from tpcheck.sources import definition_site, last_user_line, user_frame
+from tpcheck.sources import (
+    definition_site,
+    last_user_line,
+    recording_sites,
+    remember_sites,
+    user_frame,
+)
 from tpcheck.spec import ModelSpec
 from tpcheck.tracers import TRACERS
 from tpcheck.tracers.record import Recorded
@@ -254,8 +260,9 @@ def build_model(spec: ModelSpec, width: int, device: str = "cpu") -> torch.nn.Mo
 def build_with_inits(spec: ModelSpec, width: int, device: str
                      ) -> tuple[torch.nn.Module, dict[str, InitRead]]:
     """The model at ``width`` and every parameter's init read from its init calls."""
-    with InitRecorder() as recorder:
+    with InitRecorder() as recorder, recording_sites() as sites:
         model = build_model(spec, width, device)
+    remember_sites(model, sites)
     return model, recorder.read(model)
 
 

@@ -19,7 +19,7 @@ from tpcheck.exponents import POWER_LAW_TOLERANCE, fit_power_law
 from tpcheck.graph import SEE_THROUGH, OpGraph, op_name
 from tpcheck.measure import Measurement, TensorMeasure, UseExponents
 from tpcheck.propagate import ATTENTION, Propagation, gradient_exponent
-from tpcheck.rules import Rule, by_code, glob_match
+from tpcheck.rules import Rule, by_code
 from tpcheck.symbols import n
 from tpcheck.widths import is_infinite
 
@@ -51,17 +51,7 @@ class Finding:
         return self.tensor or self.node or ""
 
 
-@dataclass(frozen=True)
-class Ignore:
-    """A per-tensor ignore from the config: a glob over tensor names, the rules, a reason."""
-
-    pattern: str
-    rules: tuple[str, ...]
-    reason: str
-
-
-def check(propagation: Propagation, rules: tuple[Rule, ...],
-          ignores: tuple[Ignore, ...] = ()) -> list[Finding]:
+def check(propagation: Propagation, rules: tuple[Rule, ...]) -> list[Finding]:
     """Every finding of ``rules`` on the model, in graph order within each scope."""
     measurement = propagation.measurement
     findings: list[Finding] = []
@@ -80,16 +70,7 @@ def check(propagation: Propagation, rules: tuple[Rule, ...],
             findings += _optimizer_rule(rule, measurement)
         elif rule.scope == "graph" and rule.code == "TP106":
             findings += _zero_chains(rule, measurement)
-    return [f for f in findings if not _ignored(f, ignores)]
-
-
-def _ignored(finding: Finding, ignores: tuple[Ignore, ...]) -> bool:
-    if finding.tensor is None:
-        return False
-    return any(glob_match(finding.tensor, ig.pattern)
-               and any(finding.rule.startswith(r) or r in ("ALL", finding.name)
-                       for r in ig.rules)
-               for ig in ignores)
+    return findings
 
 
 def evaluate(rule: Rule, facts: dict[str, Any]) -> tuple[bool, Any, Any]:
@@ -321,7 +302,9 @@ def _group_rule(rule: Rule, p: Propagation) -> list[Finding]:
             continue
         tm, g = max(failing, key=lambda item: float(item[1] + item[0].eps.exponent))
         names = [f.name for f, _ in failing]
-        facts = {"e": tm.eps.exponent, "grad": g, "tensor": tm.name, "group": group,
+        k, _, index = group.partition(".")  # "optimizer.group"; the optimizer is named
+        label = index if len(m.optimizers) == 1 else f"{index} of optimizer {k}"
+        facts = {"e": tm.eps.exponent, "grad": g, "tensor": tm.name, "group": label,
                  "optimizer": tm.optimizer or "", "count": len(failing),
                  "eps": f"{tm.eps.values[min(tm.eps.values)]:g}",
                  "others": _others(names)}

@@ -211,7 +211,7 @@ def _use_at(graph: OpGraph, tensor: str, node: OpNode, pos: str, operand: str,
         return Use(tensor, node.name, op, "contraction", contraction_role(fan_in, fan_out),
                    fan_in, fan_out, via, operand, pos, node.module, node.source,
                    _concatenated(graph, node, op, fan_in))
-    if op in SEE_THROUGH or _passes_through(graph, node, op):
+    if op in SEE_THROUGH or _passes_through(graph, node, op, operand):
         return None
     role, fan_in, fan_out = elementwise_use(own_shape)
     return Use(tensor, node.name, op, "elementwise", role, fan_in, fan_out, via, operand, pos,
@@ -247,12 +247,16 @@ def _concatenated(graph: OpGraph, node: OpNode, op: str, fan_in: sympy.Expr
     return ()
 
 
-def _passes_through(graph: OpGraph, node: OpNode, op: str) -> bool:
-    """Unary ops and arithmetic with constants keep the parameter's identity (a multiplier)."""
+def _passes_through(graph: OpGraph, node: OpNode, op: str, operand: str) -> bool:
+    """Unary ops and arithmetic with constants keep the parameter's identity (a multiplier).
+
+    Only when the parameter's path is the one tensor there: a 0-d parameter times an
+    activation (``out * self.temperature``) is that parameter's use, not a constant on it.
+    """
     tensor_refs = [r for _, r in node.refs() if _is_tensor(graph, r)]
-    if op in CONSTANT_ARITH:
-        return len(tensor_refs) <= 1
-    return len(tensor_refs) == 1 and op not in SOFTMAX
+    if any(r.name != operand for r in tensor_refs) or len(tensor_refs) > 1:
+        return False
+    return op in CONSTANT_ARITH or op not in SOFTMAX
 
 
 def _is_tensor(graph: OpGraph, ref: Ref) -> bool:

@@ -189,9 +189,12 @@ def snap(raw: float) -> tuple[sympy.Expr, bool]:
 
 
 def as_json(x: sympy.Expr) -> float | str | int:
-    """An exponent for JSON: an int or float (halves and quarters are exact), "inf" for ∞."""
+    """An exponent for JSON: an int or float (halves and quarters are exact), "inf" / "-inf"
+    for ±∞ (JSON has no infinities)."""
     if x is sympy.oo or x == sympy.oo:
         return "inf"
+    if x == -sympy.oo:
+        return "-inf"
     if x is sympy.nan or x != x:
         return "nan"
     if isinstance(x, sympy.Integer):

@@ -1,5 +1,6 @@
 """The lint pipeline, stage after stage: spec → capture → widths → graph → classify →
-measure → propagate → check → report. Each stage only reads the previous stage's output.
+measure → propagate → check → suppress → report. Each stage only reads the previous stage's
+output.
 
 Every stage runs inside :func:`tpcheck.errors.stage`: the user's mistakes are already
 :class:`~tpcheck.errors.TpcheckError`\\ s naming their source line, and anything else that
@@ -17,6 +18,7 @@ from tpcheck import classify as classify_stage
 from tpcheck import graph as graph_stage
 from tpcheck import measure as measure_stage
 from tpcheck import propagate as propagate_stage
+from tpcheck import suppress as suppress_stage
 from tpcheck import widths as widths_stage
 from tpcheck.classify import Classification
 from tpcheck.errors import stage
@@ -51,7 +53,7 @@ def classify_only(spec: ModelSpec, *, device: str = "auto", tracer: str = "recor
 
 
 def lint(spec: ModelSpec, *, select: list[str] | None = None, ignore: list[str] | None = None,
-         ignores: tuple[check_stage.Ignore, ...] = (), device: str = "auto",
+         ignores: tuple[suppress_stage.Ignore, ...] = (), device: str = "auto",
          tracer: str = "record", sample: bool = False, seeds: int = 2,
          progress: Progress | None = None) -> Report:
     """Run every stage on ``spec`` and return the report (the user's model object is never
@@ -67,7 +69,22 @@ def lint(spec: ModelSpec, *, select: list[str] | None = None, ignore: list[str] 
     with stage("propagate", target):
         propagation = propagate_stage.propagate(measurement)
     with stage("check", target):
-        findings = check_stage.check(propagation, rules, ignores)
+        findings = check_stage.check(propagation, rules)
+    with stage("suppress", target):
+        kept = suppress_stage.suppress(findings, ignores, _lines(classification), rules)
     with stage("report", target):
-        return Report.from_propagation(propagation, findings,
+        return Report.from_propagation(propagation, list(kept.findings),
+                                       suppressed=kept.suppressed,
                                        seconds=time.perf_counter() - start)
+
+
+def _lines(classification: Classification) -> dict[str, str | None]:
+    """Every ``file:line`` where the model defines a parameter (its name) or runs an op."""
+    lines: dict[str, str | None] = {}
+    for t in classification.tensors.values():  # a Linear's weight and bias: the weight
+        if t.defined_at:
+            lines.setdefault(t.defined_at, t.name)
+    for node in classification.graph.shapes.nodes:
+        if node.source:
+            lines.setdefault(node.source, None)
+    return lines

@@ -250,28 +250,45 @@ class Plan:
                 "notes": list(self.notes)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plan:
-        try:
-            optimizers = tuple(dict(o) for o in data.get("optimizers") or [])
-            if not optimizers and data.get("optimizer"):  # a plan written before 0.2
-                old = dict(data["optimizer"])
-                family = old.pop("family", "adamw")
-                optimizers = ({"class": {"sgd": "SGD", "adam": "Adam"}.get(family, "AdamW"),
-                               "family": "sgd" if family == "sgd" else "adam", **old},)
-            return cls(model=data["model"], base_width=int(data["base_width"]),
-                       style=data["style"],
-                       tensors={k: TensorRule(**v) for k, v in data["tensors"].items()},
-                       attention=tuple(AttentionRule(**a) for a in data.get("attention", ())),
-                       optimizers=optimizers,
-                       zero_readout=bool(data.get("zero_readout", False)),
-                       notes=tuple(data.get("notes", ())))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TpcheckError(f"not a tpcheck plan: {exc}",
-                               fix="write plans with `tpcheck convert TARGET -o plan.json`"
-                               ) from exc
+    def from_json(cls, data: Any, where: str = "plan") -> Plan:
+        """A plan from its JSON, checked against ``tpcheck/schemas/plan.schema.json`` and
+        every expression parsed as a function of ``n`` (a bad plan is a TpcheckError that
+        names the key, never a KeyError deep inside ``apply``)."""
+        from tpcheck.schema import load, problems
+
+        found = problems(data, load("plan"))
+        if found:
+            listed = "; ".join(f"{p.key}: {p.message}" for p in found[:5])
+            raise TpcheckError(f"not a valid tpcheck plan ({len(found)} problem(s)): {listed}"
+                               + (" ..." if len(found) > 5 else ""), where=where,
+                               fix="write plans with `tpcheck convert TARGET -o plan.json`; "
+                                   "the format is tpcheck/schemas/plan.schema.json")
+        optimizers = tuple(dict(o) for o in data.get("optimizers") or [])
+        if not optimizers and data.get("optimizer"):  # a plan written before 0.2
+            old = dict(data["optimizer"])
+            family = old.pop("family", "adamw")
+            optimizers = ({"class": {"sgd": "SGD", "adam": "Adam"}.get(family, "AdamW"),
+                           "family": "sgd" if family == "sgd" else "adam", **old},)
+        tensors = {k: TensorRule(**v) for k, v in data["tensors"].items()}
+        attention = tuple(AttentionRule(**a) for a in data.get("attention", ()))
+        for key, expr in _expressions(tensors, attention):
+            _check_expression(expr, key, where)
+        bad = [k for k, t in tensors.items() if t.optimizer >= max(len(optimizers), 1)]
+        if bad:
+            raise TpcheckError(f"tensors.{bad[0]}.optimizer points past the plan's "
+                               f"{len(optimizers)} optimizer(s).", where=where,
+                               fix="write plans with `tpcheck convert TARGET -o plan.json`")
+        return cls(model=data["model"], base_width=int(data["base_width"]),
+                   style=data["style"], tensors=tensors, attention=attention,
+                   optimizers=optimizers, zero_readout=bool(data.get("zero_readout", False)),
+                   notes=tuple(data.get("notes", ())))
+
+    def to_text(self) -> str:
+        """The plan file's contents (what :meth:`save` writes)."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        Path(path).write_text(self.to_text(), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
@@ -279,15 +296,55 @@ class Plan:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise TpcheckError(f"plan file {str(path)!r} does not exist.") from exc
+        except IsADirectoryError as exc:
+            raise TpcheckError(f"plan file {str(path)!r} is a directory.",
+                               fix="pass the plan.json that `tpcheck convert -o` wrote") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TpcheckError(f"cannot read plan file {str(path)!r}: {exc}") from exc
         except json.JSONDecodeError as exc:
-            raise TpcheckError(f"plan file {str(path)!r} is not JSON: {exc}") from exc
-        return cls.from_json(data)
+            raise TpcheckError(f"plan file {str(path)!r} is not JSON: {exc.msg}",
+                               where=f"{path}:{exc.lineno}",
+                               fix="write plans with `tpcheck convert TARGET -o plan.json`"
+                               ) from exc
+        return cls.from_json(data, where=str(path))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Plan) and self.to_json() == other.to_json()
 
     def __hash__(self) -> int:
         return hash(json.dumps(self.to_json(), sort_keys=True))
+
+
+def _expressions(tensors: dict[str, TensorRule], attention: tuple[AttentionRule, ...]
+                 ) -> list[tuple[str, str]]:
+    """Every width expression of a plan, keyed by where it sits in the JSON."""
+    out = []
+    for name, t in tensors.items():
+        out += [(f"tensors.{name}.{f}", getattr(t, f)) for f in ("fan_in", "fan_out",
+                                                                  "init_mult", "eps_mult")]
+        out += [(f"tensors.{name}.{f}.{fam}", e) for f in ("lr_mult", "wd_mult")
+                for fam, e in getattr(t, f).items()]
+        if t.forward_mult is not None:
+            out.append((f"tensors.{name}.forward_mult", t.forward_mult))
+        for i, block in enumerate(t.blocks or ()):
+            out += [(f"tensors.{name}.blocks[{i}].{k}", e) for k, e in block.items()]
+    for i, a in enumerate(attention):
+        out += [(f"attention[{i}].head_dim", a.head_dim), (f"attention[{i}].scale", a.scale)]
+    return out
+
+
+def _check_expression(expr: str, key: str, where: str) -> None:
+    """``expr`` is a finite expression in ``n`` alone."""
+    try:
+        value = parse(expr)
+    except Exception as exc:  # SymPy's parser raises many types on bad text
+        raise TpcheckError(f"{key} = {expr!r} is not an expression in the width n.",
+                           where=where, fix="write e.g. \"64/n\" or \"sqrt(64/n)\"") from exc
+    extra = {str(s) for s in getattr(value, "free_symbols", ())} - {"n"}
+    if extra or not isinstance(value, sympy.Expr) or value.has(sympy.zoo, sympy.nan):
+        raise TpcheckError(f"{key} = {expr!r} is not an expression in the width n"
+                           + (f" (it uses {', '.join(sorted(extra))})" if extra else "") + ".",
+                           where=where, fix="the only symbol a plan may use is n")
 
 
 def _optimizer_name(cls: type, settings: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
-"""Report: the lint result as text (one screen for a 28-block model), JSON (the contract in
-design.md) and SARIF 2.1.0 (for code-scanning UIs), plus the exit code CI relies on."""
+"""Report: one target's lint result as text (one screen for a 28-block model) and JSON (the
+contract in docs/report.schema.json), plus the exit code CI relies on. A run over several
+targets is :class:`tpcheck.runreport.RunReport`, which also writes SARIF."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,10 +17,8 @@ from tpcheck.classify import Classification
 from tpcheck.exponents import as_json
 from tpcheck.fold import fold, pattern
 from tpcheck.propagate import Propagation
+from tpcheck.suppress import Suppressed
 from tpcheck.widths import describe, is_infinite
-
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
 @dataclass(frozen=True)
@@ -72,13 +70,18 @@ class Report:
     attention: tuple[dict[str, Any], ...] = ()
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    #: Findings a suppression hid (inline ``# tpcheck: ignore[...]`` or the config), and why.
+    suppressed: tuple[Suppressed, ...] = ()
+    #: The spec's free-form facts (an autospec'd class: what scales, the depth kept, ...).
+    meta: dict[str, Any] = field(default_factory=dict)
 
     # --- construction ---------------------------------------------------------------
 
     @classmethod
     def from_classification(cls, classification: Classification, *, seconds: float = 0.0,
                             findings: tuple[Finding, ...] = (),
-                            propagation: Propagation | None = None) -> Report:
+                            propagation: Propagation | None = None,
+                            suppressed: tuple[Suppressed, ...] = ()) -> Report:
         capture = classification.graph.shapes.capture
         spec = capture.spec
         measured = propagation.measurement.tensors if propagation else {}
@@ -115,15 +118,26 @@ class Report:
                                          "decoupled_weight_decay": o.decoupled_weight_decay}
                                         for o in opts]}
         devices = sorted({t.device for t in capture.traces.values()})
+        notes = []
+        if propagation is not None:
+            sampled = sorted(n for n, how in propagation.measurement.init_sources.items()
+                             if how == "sampled")
+            if sampled:
+                notes.append(f"init sizes sampled from real weights (their init calls could "
+                             f"not be read): {', '.join(sampled[:6])}"
+                             + (f" and {len(sampled) - 6} more" if len(sampled) > 6 else ""))
         return cls(model=spec.label, widths=capture.widths, base_width=spec.base,
                    traced_on="+".join(devices), tensors=tuple(rows), findings=tuple(findings),
-                   optimizer=optimizer, attention=attention, seconds=seconds)
+                   optimizer=optimizer, attention=attention, seconds=seconds,
+                   notes=tuple(notes), suppressed=tuple(suppressed), meta=dict(spec.meta))
 
     @classmethod
     def from_propagation(cls, propagation: Propagation, findings: list[Finding], *,
-                         seconds: float = 0.0) -> Report:
+                         seconds: float = 0.0,
+                         suppressed: tuple[Suppressed, ...] = ()) -> Report:
         return cls.from_classification(propagation.measurement.classification, seconds=seconds,
-                                       findings=tuple(findings), propagation=propagation)
+                                       findings=tuple(findings), propagation=propagation,
+                                       suppressed=suppressed)
 
     # --- verdict ----------------------------------------------------------------------
 
@@ -150,22 +164,47 @@ class Report:
             "optimizer": self.optimizer,
             "tensors": [t.to_json() for t in self.tensors],
             "attention": list(self.attention),
-            "findings": [_finding_json(f) for f in self.findings],
+            "findings": [finding_json(f) for f in self.findings],
+            "suppressed": [{**finding_json(x.finding), "by": x.by, "reason": x.reason,
+                            "at": x.where} for x in self.suppressed],
+            "notes": [*self.notes, *self.meta.get("notes", ())],
+            "spec_source": self.meta.get("spec_source"),
             "summary": {**self.counts, "tensors": len(self.tensors),
                         "roles": dict(sorted(roles.items())),
+                        "suppressed": len(self.suppressed),
                         "seconds": round(self.seconds, 3)},
         }
 
     # --- text -------------------------------------------------------------------------
 
     def to_text(self, *, tensors: bool = True) -> str:
-        lines = [self._header(), ""]
+        lines = [self._header()]
+        lines += [f"  note: {note}" for note in (*self.notes, *self.meta.get("notes", ()))]
+        lines.append("")
         if tensors:
             lines += self._tensor_table()
             lines.append("")
         lines += self._finding_lines()
+        lines += self._suppressed_lines()
         lines.append(self._summary())
+        source = self.meta.get("spec_source")
+        if source:
+            lines += ["", "The spec tpcheck built for this target (paste it into a file to edit "
+                          "it, then lint file.py:spec):", "", source.rstrip()]
         return "\n".join(lines)
+
+    def _suppressed_lines(self) -> list[str]:
+        if not self.suppressed:
+            return []
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for x in self.suppressed:
+            groups.setdefault((x.finding.rule, x.by, x.reason), []).append(x.finding.subject)
+        out = [f"Suppressed: {len(self.suppressed)} finding(s)"]
+        for (rule, by, reason), subjects in groups.items():
+            shown = ", ".join(label for label, _ in fold(subjects, lambda s: s, lambda s: 0))
+            out.append(f"  {rule} ({by}) {shown}: {reason}")
+        out.append("")
+        return out
 
     def _header(self) -> str:
         opt = f" · {self.optimizer['name']} ({self.optimizer['kind']})" if self.optimizer else ""
@@ -211,8 +250,9 @@ class Report:
                                    lambda f: (f.rule, f.found, f.expected)):
             f = members[0]
             # tensor verdicts share a line across tensors; a finding about an activation
-            # keeps its own line, since its message names the node
-            place = pattern(f.module)[0] if f.scope != "tensor" else ""
+            # keeps its own line, since its message names the node; a suppression, its own
+            place = (f.message if f.scope == "suppression"
+                     else pattern(f.module)[0] if f.scope != "tensor" else "")
             groups.setdefault((f.rule, f.found, f.expected, place), []).append((label, members))
         order = {"error": 0, "warning": 1, "info": 2}
         lines = []
@@ -228,77 +268,22 @@ class Report:
             lines.append((order[f.severity], f.rule,
                           f"  {where}: {f.rule} [{f.severity}] {shown}: {message}"))
         lines.sort(key=lambda x: (x[0], x[1]))
-        out = [f"Findings: {len(self.findings)} in {len(lines)} lines"]
+        plural = "" if len(lines) == 1 else "s"
+        out = [f"Findings: {len(self.findings)} in {len(lines)} line{plural}"]
         out += [text for _, _, text in lines]
         out.append("")
         return out
 
     def _summary(self) -> str:
         c = self.counts
+        hidden = f"; {len(self.suppressed)} suppressed" if self.suppressed else ""
         if not self.findings:
-            return "No findings from the selected rules."
+            return f"No findings from the selected rules{hidden}."
         return (f"Found {c['error']} error(s), {c['warning']} warning(s), {c['info']} info "
-                f"({len(self.findings)} findings). `tpcheck explain CODE` explains a rule.")
+                f"({len(self.findings)} findings{hidden}). `tpcheck explain CODE` explains a "
+                "rule.")
 
-    # --- SARIF ------------------------------------------------------------------------
-
-    def to_sarif(self) -> dict[str, Any]:
-        from tpcheck.rules import catalogue
-
-        rules = list(catalogue())
-        index = {r.code: i for i, r in enumerate(rules)}
-        driver = {
-            "name": "tpcheck",
-            "version": __version__,
-            "informationUri": "https://github.com/tpcheck/tpcheck",
-            "rules": [{
-                "id": r.code,
-                "name": "".join(w.capitalize() for w in r.name.split("-")),
-                "shortDescription": {"text": r.name},
-                "fullDescription": {"text": r.docs.get("what", r.fix).strip() or r.name},
-                "help": {"text": r.fix},
-                "defaultConfiguration": {"level": _LEVEL[r.severity]},
-                "properties": {"source": r.source},
-            } for r in rules],
-        }
-        results = []
-        for f in self.findings:
-            result: dict[str, Any] = {
-                "ruleId": f.rule,
-                "ruleIndex": index[f.rule],
-                "level": _LEVEL[f.severity],
-                "message": {"text": f"{f.subject}: {f.message}" if f.subject else f.message},
-                "properties": {"expected": f.expected, "found": f.found},
-            }
-            location: dict[str, Any] = {}
-            if f.source:
-                path, _, line = f.source.rpartition(":")
-                location["physicalLocation"] = {
-                    "artifactLocation": {"uri": _uri(path)},
-                    "region": {"startLine": int(line) if line.isdigit() else 1},
-                }
-            logical = [{"fullyQualifiedName": f.tensor, "kind": "member"}] if f.tensor else []
-            if f.node:
-                logical.append({"name": f.node, "fullyQualifiedName": f.module or f.node,
-                                "kind": "function"})
-            if logical:
-                location["logicalLocations"] = logical
-            if location:
-                result["locations"] = [location]
-            results.append(result)
-        return {"$schema": SARIF_SCHEMA, "version": "2.1.0",
-                "runs": [{"tool": {"driver": driver}, "results": results,
-                          "properties": {"model": self.model, "widths": list(self.widths)}}]}
-
-    def render(self, fmt: str, *, tensors: bool = True) -> str:
-        if fmt == "json":
-            return json.dumps(self.to_json(), indent=2)
-        if fmt == "sarif":
-            return json.dumps(self.to_sarif(), indent=2)
-        return self.to_text(tensors=tensors)
-
-
-def _finding_json(f: Finding) -> dict[str, Any]:
+def finding_json(f: Finding) -> dict[str, Any]:
     out = {"rule": f.rule, "name": f.name, "severity": f.severity, "message": f.message,
            "expected": f.expected, "found": f.found}
     if f.tensor:
@@ -320,8 +305,8 @@ def _pretty(expr: str) -> str:
 def _exp(value: Any) -> str:
     if value is None:
         return "-"
-    if value == "inf":
-        return "∞"
+    if value in ("inf", "-inf"):
+        return value.replace("inf", "∞")
     if isinstance(value, float):
         return str(sympy.nsimplify(value))
     return str(value)
@@ -336,10 +321,3 @@ def _relpath(source: str) -> str:
     if rel.startswith(".." + os.sep + ".."):
         rel = path
     return f"{rel}:{line}"
-
-
-def _uri(path: str) -> str:
-    rel = os.path.relpath(path) if os.path.isabs(path) else path
-    if rel.startswith(".."):
-        return "file://" + os.path.abspath(path)
-    return rel.replace(os.sep, "/")

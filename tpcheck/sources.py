@@ -12,7 +12,10 @@ import functools
 import inspect
 import os
 import re
+import sys
 import traceback
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -63,9 +66,51 @@ def last_user_line(stack: str | None) -> str | None:
     return last
 
 
+#: Where each module and parameter of a model tpcheck built was assigned, as the build ran:
+#: model -> {(id(owner module), attribute): "file:line"} (see :func:`recording_sites`).
+_SITES: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, str], str]] = (
+    weakref.WeakKeyDictionary())
+
+
+@contextlib.contextmanager
+def recording_sites() -> Iterator[dict[tuple[int, str], str]]:
+    """Record, while a model is built, the innermost user line of every module or parameter
+    assignment (``self.hid = nn.Linear(...)`` in the branch that actually ran).
+
+    Reading the class source instead finds the first ``self.hid =`` in it, which is the wrong
+    line when a model assigns an attribute in several branches or a helper. Only models tpcheck
+    builds for itself are built under this; ``nn.Module.__setattr__`` is restored after.
+    """
+    sites: dict[tuple[int, str], str] = {}
+    original = torch.nn.Module.__setattr__
+
+    def record(module: torch.nn.Module, name: str, value: Any) -> None:
+        if isinstance(value, (torch.nn.Module, torch.nn.Parameter)):
+            frame = sys._getframe(1)
+            while frame is not None and is_library_file(frame.f_code.co_filename):
+                frame = frame.f_back
+            if frame is not None:
+                sites[id(module), name] = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        original(module, name, value)
+
+    torch.nn.Module.__setattr__ = record  # type: ignore[method-assign]
+    try:
+        yield sites
+    finally:
+        torch.nn.Module.__setattr__ = original  # type: ignore[method-assign]
+
+
+def remember_sites(model: torch.nn.Module, sites: dict[tuple[int, str], str]) -> None:
+    """Keep the sites recorded while ``model`` was built, for :func:`definition_site`."""
+    _SITES[model] = sites
+
+
 def definition_site(model: torch.nn.Module, name: str) -> str | None:
     """``file:line`` where the parameter, or the module holding it, is assigned in its
-    parent's ``__init__`` (``self.qkv = nn.Linear(...)``): where a user fixes its init."""
+    parent's ``__init__`` (``self.qkv = nn.Linear(...)``): where a user fixes its init.
+
+    The line recorded while the model was built when there is one, else the first such
+    assignment in the class source."""
     parts = name.split(".")
     owner: Any = model
     chain = [model]
@@ -74,6 +119,11 @@ def definition_site(model: torch.nn.Module, name: str) -> str | None:
         if owner is None:
             return None
         chain.append(owner)
+    recorded = _SITES.get(model, {})
+    for depth in range(len(parts) - 1, -1, -1):
+        site = recorded.get((id(chain[depth]), parts[depth]))
+        if site is not None:
+            return site
     # walk up until an attribute assignment is found in user code (skips nn.Linear itself)
     for depth in range(len(parts) - 1, -1, -1):
         site = _assignment_line(type(chain[depth]), parts[depth])

@@ -6,6 +6,7 @@ This module sits above both :mod:`tpcheck.spec` (what a spec is) and :mod:`tpche
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -65,11 +66,14 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
                                                                              target)
     if isinstance(obj, ModelSpec):
         return obj
-    if _is_model_class(obj) or (callable(obj) and _takes_arguments(obj)):
+    if _is_model_class(obj) or (callable(obj) and _requires_arguments(obj)):
         return _autospec(obj, target, options or TargetOptions())
     if callable(obj):
         try:
-            spec = obj()
+            # a builder whose config all has defaults may build a model: on meta, no weights
+            # (a true zero-argument spec builder runs as written: its tensors stay real)
+            with torch.device("meta") if _takes_arguments(obj) else contextlib.nullcontext():
+                spec = obj()
         except TpcheckError:
             raise
         except Exception as exc:  # the user's code: report, don't crash
@@ -79,6 +83,8 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
                                    "tpcheck.ModelSpec") from exc
         if isinstance(spec, ModelSpec):
             return spec
+        if isinstance(spec, torch.nn.Module) and _takes_arguments(obj):
+            return _autospec(obj, target, options or TargetOptions())  # make_model(dim=...)
         raise TpcheckError(f"{attr}() returned {type(spec).__name__}, not a tpcheck.ModelSpec.",
                            where=target, fix="return tpcheck.ModelSpec(factory, inputs, widths), "
                                              "or point TARGET at the model class")
@@ -114,9 +120,19 @@ def _is_model_class(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
 
 
+def _requires_arguments(obj: Any) -> bool:
+    """A function that cannot be called without arguments builds a model from its config."""
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is inspect.Parameter.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
+
+
 def _takes_arguments(obj: Any) -> bool:
-    """A function with parameters builds a model from its config (a zero-argument callable is
-    a spec builder, as before)."""
+    """A function with parameters may build a model from its config (when, called with its
+    defaults, it returns a model rather than a spec)."""
     try:
         return bool(inspect.signature(obj).parameters)
     except (TypeError, ValueError):

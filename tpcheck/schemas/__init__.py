@@ -1,0 +1,1 @@
+"""JSON Schemas of the files users write for tpcheck ([tool.tpcheck], plan files)."""
