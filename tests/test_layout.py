@@ -194,3 +194,28 @@ def test_the_installed_wheel_lints_and_explains(wheel: Path, tmp_path: Path) -> 
                              capture_output=True, text=True, cwd=tmp_path, env=env)
     assert explain.returncode == 0, explain.stderr
     assert explain.stdout.startswith("# TP101 sp-readout")
+
+
+# --- the public API ---------------------------------------------------------------------------
+
+
+def test_the_public_api_is_importable_from_tpcheck() -> None:
+    """docs/api.md documents these as `from tpcheck import ...`; each must resolve."""
+    import tpcheck
+
+    for name in ("ModelSpec", "lint", "convert", "Plan", "Report", "Finding", "coord_check",
+                 "assert_mup", "NotMuP", "TpcheckError", "autospec"):
+        assert name in tpcheck.__all__, name
+        assert getattr(tpcheck, name) is not None, name
+    assert tpcheck.Plan.__module__ == "tpcheck.plan"
+    assert issubclass(tpcheck.NotMuP, AssertionError)
+
+
+def test_importing_tpcheck_and_its_pytest_plugin_does_not_import_torch() -> None:
+    """pytest loads every installed plugin at start-up, and `tpcheck --help` should be quick:
+    neither may pay for importing torch."""
+    code = ("import sys, tpcheck, tpcheck.pytest_plugin, tpcheck.cli; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
