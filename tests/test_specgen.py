@@ -87,6 +87,11 @@ def example_inputs(n):
             torch.randint(0, 1000, (2,), generator=gen))
 
 
+def make_dit(hidden_size=768, num_heads=12, depth=12):
+    """A factory taking the config as keywords, as training scripts often have."""
+    return MyDiT(hidden_size=hidden_size, num_heads=num_heads, depth=depth)
+
+
 class Mystery(MyDiT):
     def forward(self, x, t, mystery):
         return super().forward(x, t, mystery)
@@ -187,6 +192,17 @@ def test_autospec_takes_the_class_and_options(mydit: Path) -> None:
     with torch.device("meta"):
         block = spec.factory(128).blocks[0]
     assert block.heads == 4 and len(spec.factory(64).blocks) == 1
+
+
+def test_factory_function_is_a_target(mydit: Path, capsys) -> None:
+    """`file.py:make_dit`, a function of the config, with --inputs (its config does not say
+    the latent's channels, so without --inputs it is exit 2 saying so)."""
+    spec = load_target(f"{mydit}:make_dit", TargetOptions(inputs=f"{mydit}:example_inputs"))
+    assert spec.widths == (128, 256, 512)  # two heads of 768 / 12 = 64
+    assert tpcheck.lint(spec).exit_code == 1
+    assert main(["lint", f"{mydit}:make_dit"]) == 2
+    err = capsys.readouterr().err
+    assert "latent's channels" in err and "--inputs" in err
 
 
 @pytest.mark.parametrize(("argv", "needles"), [

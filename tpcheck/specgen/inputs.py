@@ -99,7 +99,7 @@ def infer(draft: Draft, width: int) -> Draft:
                            f"{type(exc).__name__}: {exc}", where=draft.target.label,
                            fix="pass --config with a complete configuration") from exc
     config = {**draft.config, **loaded.config_at(width)}  # defaults included (guidance_embeds)
-    tried = list(islice(combinations(draft, config), MAX_TRIES))
+    tried = list(islice(combinations(draft, config, type(model)), MAX_TRIES))
     first_error = None
     for inputs in tried:
         candidate = replace(draft, inputs=inputs)
@@ -159,11 +159,13 @@ def unrecognised(obj: Callable[..., Any]) -> list[str]:
     return out
 
 
-def combinations(draft: Draft, config: dict[str, Any]) -> Iterator[dict[str, InputExpr]]:
-    """Every input dict to try, most likely first."""
-    params = forward_parameters(draft.target.obj)
+def combinations(draft: Draft, config: dict[str, Any], model_cls: type
+                 ) -> Iterator[dict[str, InputExpr]]:
+    """Every input dict to try, most likely first (``model_cls``: the class the target builds,
+    whose forward is read: the target itself may be a factory function)."""
+    params = forward_parameters(model_cls)
     options: list[tuple[str, list[InputExpr | None]]] = []
-    grids = _grids(draft, config, params)
+    grids = _grids(draft, config, params, model_cls.__name__)
     for name, param in params.items():
         required = param.default is inspect.Parameter.empty
         if name == "return_dict":
@@ -217,8 +219,8 @@ def _is_latent(name: str, params: dict[str, inspect.Parameter]) -> bool:
     return name in _LATENT_NAMES and (name == first or name == "hidden_states")
 
 
-def _grids(draft: Draft, config: dict[str, Any], params: dict[str, inspect.Parameter]
-           ) -> list[Grid]:
+def _grids(draft: Draft, config: dict[str, Any], params: dict[str, inspect.Parameter],
+           name: str) -> list[Grid]:
     key = next((k for k in _CHANNEL_KEYS if _int(config.get(k))), None)
     if key is None:
         raise TpcheckError(
@@ -237,7 +239,6 @@ def _grids(draft: Draft, config: dict[str, Any], params: dict[str, inspect.Param
                                if _int(config.get(k)) and config[k] != TEXT_TOKENS]
     frames = [2 * pt] + [config[k] for k in _FRAME_KEYS
                          if _int(config.get(k)) and config[k] % pt == 0]
-    name = draft.target.name
     if "img_ids" in params or "img_shapes" in params or {"height", "width"} <= set(params):
         order = ["tokens", "image", "video"]
     elif "1D" in name or "Audio" in name or "io_channels" in config:
