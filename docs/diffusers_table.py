@@ -42,7 +42,8 @@ name = sys.argv[1]
 out = {"name": name}
 start = time.perf_counter()
 def rules(report):
-    return dict(Counter(f.rule for f in report.findings if f.severity == "error").most_common())
+    found = [f.rule for f in report.findings if f.severity in ("error", "warning")]
+    return dict(Counter(found).most_common())
 try:
     from tpcheck.errors import TpcheckError
     import diffusers
@@ -89,7 +90,11 @@ def run_one(name: str) -> dict[str, Any]:
 
 
 def _counts(counts: dict[str, int], rules: dict[str, int]) -> str:
-    text = f"{counts['error']} errors, {counts['warning']} warnings"
+    """``30 errors, 1 warning (TP602 ×15, TP201 ×13, TP101 ×1)``: the most frequent rules."""
+    def plural(k: int, word: str) -> str:
+        return f"{k} {word}" + ("" if k == 1 else "s")
+
+    text = f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}"
     if rules:
         text += " (" + ", ".join(f"{r} ×{k}" for r, k in list(rules.items())[:3]) + ")"
     return text
@@ -111,8 +116,8 @@ def status(result: dict[str, Any]) -> str:
             return (f"supported (lint: {result['lint']['error']} errors); convert fails: "
                     f"{_short(result['error'])}")
         return f"not supported: {result['stage']}: {_short(result['error'])}"
-    plan = result["plan"]["error"]
-    verdict = "converted plan lints clean" if plan == 0 else f"converted plan: {plan} errors"
+    plan = result["plan"]
+    verdict = f"converted plan: {plan['error']} errors, {plan['warning']} warnings"
     return f"supported (lint: {result['lint']['error']} errors; {verdict})"
 
 
@@ -138,7 +143,8 @@ def table(results: list[dict[str, Any]], version: str) -> str:
         rows.append(f"| `{r['name']}` | {widths} · {_depth(r)} | {lint} | {plan} | {seconds} |")
     supported = sum("plan" in r and r["plan"]["error"] == 0 for r in results)
     head = (f"diffusers {version}: {supported} of {len(results)} transformer classes lint by "
-            "name and convert to a plan that lints clean.")
+            "name, and the plan each converts to lints with zero errors. Time is the whole loop "
+            "(spec, lint, convert, lint --plan) in a fresh process, imports included.")
     return head + "\n\n" + "\n".join(rows)
 
 
@@ -169,18 +175,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="classes run at once (default 1)")
     parser.add_argument("--only", nargs="*", default=None, help="these classes only (the "
                         "table and statuses are then not written)")
+    parser.add_argument("--save", default=None, metavar="JSON",
+                        help="also write the raw results here")
+    parser.add_argument("--load", default=None, metavar="JSON",
+                        help="write the table and statuses from saved results, running nothing")
     args = parser.parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
     import diffusers
 
     from tpcheck.specgen.catalogue import class_names
 
-    names = args.only or class_names()
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        results = []
-        for result in pool.map(run_one, names):
-            results.append(result)
-            print(f"{result['name']}: {status(result)} ({result['seconds']:.0f} s)", flush=True)
+    if args.load:
+        results = json.loads(Path(args.load).read_text(encoding="utf-8"))
+    else:
+        names = args.only or class_names()
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            results = []
+            for result in pool.map(run_one, names):
+                results.append(result)
+                print(f"{result['name']}: {status(result)} ({result['seconds']:.0f} s)",
+                      flush=True)
+    if args.save:
+        Path(args.save).write_text(json.dumps(results, indent=1), encoding="utf-8")
     if args.only:
         return 0
     write_table(table(results, diffusers.__version__))
