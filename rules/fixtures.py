@@ -82,7 +82,10 @@ FIXTURES: dict[str, Fixture] = {
                      (_mup(attention="fixed"),)),
     "TP401": Fixture(((_mup(weight_decay=0.1, wd_scaled=False), "hid.weight"),),
                      (_mup(weight_decay=0.1, wd_scaled=True),), ("adamw",)),
-    "TP402": Fixture(((_mup(eps_scaled=False), "hid.weight"),), (MUP,), ("adamw", "adam")),
+    # a head-dim QK-norm gain shared by n/8 heads: its gradient sums over the heads, so its
+    # entries are Θ(1) and a constant ε is right (docs/theory.md §8.6)
+    "TP402": Fixture(((_mup(eps_scaled=False), "hid.weight"),),
+                     (MUP, _mup(attention="fixed", qk_norm=True)), ("adamw", "adam")),
     "TP403": Fixture(((_mup(unoptimized=("hid.bias",)), "hid.bias"),), (MUP,), EVERY_FAMILY),
     "TP404": Fixture(((lambda o: Knobs.mup("custom"), "Custom"),),
                      (lambda o: Knobs.mup("lion"),)),

@@ -83,6 +83,9 @@ class Knobs:
     unoptimized: tuple[str, ...] = ()  # tensors left out of every param group
     #: An inline suppression on hid's defining line: "TP102" (a real code) or "TP999" (none).
     suppression: str = ""
+    #: RMSNorm on q and k over the head dim, with gains of the head dim's size shared by every
+    #: head (SD3's and Flux's QK-norm): with a fixed head dim, scalar-like tensors.
+    qk_norm: bool = False
 
     @classmethod
     def mup(cls, optimizer: str = "adamw", **options: object) -> Knobs:
@@ -114,6 +117,9 @@ class Stack(nn.Module):
             self.proj = nn.Linear(n, n)
             self.heads = {"fixed": n // 8, "growing": 2}.get(knobs.attention,
                                                            {32: 4, 64: 4, 128: 8}.get(n, 4))
+            if knobs.qk_norm:
+                self.q_gain = nn.Parameter(torch.ones(n // self.heads))
+                self.k_gain = nn.Parameter(torch.ones(n // self.heads))
         if knobs.suppression == "TP102":
             self.hid = nn.Linear(n, n)  # tpcheck: ignore[TP102] fixture: hid's init is tested
         elif knobs.suppression == "TP999":
@@ -179,6 +185,9 @@ class Stack(nn.Module):
         else:
             q, k, v = qkv.chunk(3, dim=-1)
         q, k, v = (t.reshape(B, T, heads, d).transpose(1, 2) for t in (q, k, v))
+        if self.k.qk_norm:
+            q = F.rms_norm(q, (d,), self.q_gain)
+            k = F.rms_norm(k, (d,), self.k_gain)
         scale = {"1/d": 1.0 / d, "1/n": 1.0 / n}.get(self.k.attn_scale)
         if self.k.attn_scale == "prescaled":
             q, scale = q / d, 1.0
@@ -247,6 +256,14 @@ def optimizer_for(knobs: Knobs, lr: float = 1e-3, eps: float = 1e-8):
                                 else 1.0)
                 groups.append({"params": [layer.bias],
                                "lr": 0.0 if knobs.frozen_biases else bias_lr, "eps": bias_eps,
+                               "weight_decay": knobs.weight_decay})
+        for gain in ("q_gain", "k_gain"):
+            if gain in named:  # fixed size when the head dim is: Θ(1) LR and ε in every family
+                grows = knobs.attention == "growing"
+                groups.append({"params": [named[gain]],
+                               "lr": lr * (model.m if grows and FAMILY[knobs.optimizer] == "sgd"
+                                           else 1.0),
+                               "eps": eps / model.m if knobs.eps_scaled and grows else eps,
                                "weight_decay": knobs.weight_decay})
         if "spare" in named:
             groups.append({"params": [named["spare"]], "lr": lr,

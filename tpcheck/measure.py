@@ -56,6 +56,9 @@ class UseExponents:
     I: sympy.Expr
     U: sympy.Expr | None  # None: not trained
     family: str | None = None  # the optimizer family that trains the tensor
+    #: Width dims the use broadcasts the tensor over (a head-dim gain shared by n/d heads: 1);
+    #: its gradient sums over them.
+    broadcast: int = 0
 
     @property
     def node(self) -> str:
@@ -333,8 +336,13 @@ def _use_exponents(graph: OpGraph, use: Use, init: Fit, settings: _Settings | No
     U = None
     if settings is not None:
         U = update_exponent(settings.family, a, settings.lr.exponent, b, settings.phi)
+    broadcast = 0
+    if use.kind != "contraction":
+        wide_out = sum(map(is_infinite, graph.shape(use.node) or ()))
+        wide_own = sum(map(is_infinite, graph.shapes.param_shapes[use.tensor]))
+        broadcast = max(0, wide_out - wide_own)
     return UseExponents(use, alpha_in, alpha_out, a, multiplier, a + b, U,
-                        settings.family if settings else None)
+                        settings.family if settings else None, broadcast)
 
 
 def use_multiplier(graph: OpGraph, use: Use, width: int,

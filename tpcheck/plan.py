@@ -129,6 +129,19 @@ class Plan:
                 "made for (same parameter names), or pass width= explicitly")
         return next(iter(found))
 
+    def _check_covers(self, params: dict[str, torch.nn.Parameter]) -> None:
+        """Every parameter of the model is in the plan: a plan traced at reduced depth (one
+        block per kind, as tpcheck traces model classes) applied to the full model would
+        re-initialise only some blocks and give the rest no group."""
+        extra = [name for name in params if name not in self.tensors]
+        if extra:
+            raise TpcheckError(
+                f"the model has {len(extra)} parameter(s) the plan does not describe "
+                f"(e.g. {', '.join(extra[:3])}): the plan was made from a model with fewer "
+                "blocks, or another architecture.", where=self.model,
+                fix="map a reduced-depth plan onto every block first: plan = "
+                    "tpcheck.specgen.extend_plan(plan, model) (docs/diffusers.md)")
+
     def apply(self, model: torch.nn.Module, *, width: int | None = None,
               reinit: bool = True) -> torch.nn.Module:
         """Re-initialise ``model`` in place for μP at its width, install forward multipliers
@@ -145,6 +158,7 @@ class Plan:
             raise TpcheckError(f"the model lacks {len(missing)} tensor(s) of the plan: "
                                f"{missing[:5]}", where=self.model,
                                fix="apply the plan to the architecture it was made for")
+        self._check_covers(params)
         width = width or self.infer_width(model)
         if reinit:
             with torch.no_grad():
@@ -167,8 +181,10 @@ class Plan:
         if family is None:
             raise TpcheckError(f"optimizer {optimizer!r} is not one of {sorted(OPTIMIZERS)}.",
                                fix="pass the optimizer's name, e.g. optimizer='adamw'")
-        width = width or self.infer_width(model)
         model = unwrap(model)
+        if names is None:
+            self._check_covers(dict(model.named_parameters()))
+        width = width or self.infer_width(model)
         groups: dict[tuple[float, float, float], list[torch.nn.Parameter]] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad or (names is not None and name not in names):

@@ -266,13 +266,14 @@ def _param_step(p: Exp, u: UseExponents, s_other: sympy.Expr | None,
     """The state of a parameter used elementwise, its step by the optimizer family.
 
     Adam-like: the step is ``n^-(U - a)`` whatever the gradient. SGD: the step is the gradient,
-    ``∂L/∂b = Θ(n^g)`` for a bias and ``Θ(n^{g + s_x})`` for a gain on ``x``.
+    ``∂L/∂b = Θ(n^g)`` for a bias and ``Θ(n^{g + s_x})`` for a gain on ``x``, times ``n`` per
+    width dim the tensor is broadcast over (see :func:`gradient_exponent`).
     """
     if u.family != "sgd" or u.U is None:
         return p
     if gz is None:
         return Exp(p.s, NEG_INF, p.s_from, p.u_from)
-    grad = gz + (s_other if s_other is not None else ZERO)
+    grad = gz + (s_other if s_other is not None else ZERO) + u.broadcast
     return Exp(p.s, _clean(grad - (u.U - u.a)), p.s_from, p.u_from)
 
 
@@ -453,7 +454,12 @@ def _amplifier(y: Exp) -> str | None:
 def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:
     """Exponent of the loss gradient's entries with respect to a tensor, at one of its uses:
     ``g_z + s_x − a`` for ``z = W x`` (the same backward exponent SGD's step carries), ``g_z``
-    for a bias, ``g_z + s_x`` for a gain on ``x``. What Adam's ε must stay below."""
+    for a bias, ``g_z + s_x`` for a gain on ``x``. What Adam's ε must stay below.
+
+    A tensor broadcast over width dims (a head-dim RMSNorm gain shared by ``n/d`` heads) sums
+    its gradient over them. Once training has correlated the summed terms, the sum is
+    coherent: ``+1`` per such dim, as for a scalar multiplier on a width-many activation,
+    whose gradient is Θ(1) in μP (docs/theory.md §8.6)."""
     graph = propagation.measurement.classification.graph
     nodes = propagation.nodes
     out = nodes.get(ue.node)
@@ -467,8 +473,8 @@ def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:
     if ue.use.kind == "contraction":
         return _clean(out.g + (ZERO if op in EMBEDDING else s_x) - ue.a)
     if op == "mul" or (op in NORMS and ue.use.pos == "2"):
-        return _clean(out.g + (ZERO if op in NORMS else s_x))
-    return out.g
+        return _clean(out.g + (ZERO if op in NORMS else s_x) + ue.broadcast)
+    return _clean(out.g + ue.broadcast)
 
 
 def _through_weight(u: UseExponents, gz: sympy.Expr, s_x: sympy.Expr) -> sympy.Expr:

@@ -32,7 +32,8 @@ class TargetOptions:
     ``config``: a local ``config.json`` (as ``save_pretrained`` writes it) with the class's
     constructor arguments; ``width_arg`` / ``heads_arg``: the constructor arguments that hold
     the width and the head count; ``head_dim``: the head dimension kept fixed while the width
-    grows; ``inputs``: ``module:fn`` or ``file.py:fn`` returning example inputs for a width.
+    grows; ``inputs``: ``module:fn`` or ``file.py:fn`` returning example inputs for a width;
+    ``widths``: the widths to trace (so the generated spec's source shows them).
     """
 
     config: str | None = None
@@ -40,6 +41,7 @@ class TargetOptions:
     heads_arg: str | None = None
     head_dim: int | None = None
     inputs: str | None = None
+    widths: tuple[int, ...] | None = None
 
 
 def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
@@ -150,7 +152,8 @@ def _autospec(obj: Any, target: str, options: TargetOptions) -> ModelSpec:
                                fix="pass --inputs module:fn or file.py:fn, a function width -> "
                                    "the forward's example inputs")
     return autospec(obj, config=options.config, inputs=inputs, width_arg=options.width_arg,
-                    heads_arg=options.heads_arg, head_dim=options.head_dim, name=target)
+                    heads_arg=options.heads_arg, head_dim=options.head_dim,
+                    widths=options.widths, name=target)
 
 
 def _diffusers_class(name: str) -> Any:

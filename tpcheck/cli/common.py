@@ -90,11 +90,12 @@ def target_arguments(parser: argparse.ArgumentParser) -> None:
                        help="function width -> example forward inputs (module:fn or file.py:fn)")
 
 
-def target_options(args: argparse.Namespace) -> Any:
+def target_options(args: argparse.Namespace, widths: tuple[int, ...] | None = None) -> Any:
     from tpcheck.targets import TargetOptions
 
     return TargetOptions(config=args.config, width_arg=args.width_arg, heads_arg=args.heads_arg,
-                         head_dim=args.head_dim, inputs=args.inputs)
+                         head_dim=args.head_dim, inputs=args.inputs,
+                         widths=widths or getattr(args, "widths", None))
 
 
 def quiet_argument(parser: argparse.ArgumentParser) -> None:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     selected(select, ignore)  # an unknown code is bad input: say so before tracing
     widths = args.widths or config.widths
     plan = _load_plan(args.plan)
-    options = target_options(args)
+    options = target_options(args, widths)
     show = progress(args)
     reports = []
     try:
