@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from tpcheck import __version__
-from tpcheck.cli import convert, coord, explain, lint
+from tpcheck.cli import convert, coord, explain, lint, transfer
 from tpcheck.cli.common import EXIT_CLEAN, EXIT_FINDINGS, EXIT_TOOL_ERROR
 from tpcheck.errors import InternalError, TpcheckError
 
@@ -24,7 +24,10 @@ __all__ = ["EXIT_CLEAN", "EXIT_FINDINGS", "EXIT_TOOL_ERROR", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a value an argument's type rejected (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_TOOL_ERROR
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_TOOL_ERROR
@@ -53,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "diffusion transformers.")
     p.add_argument("--version", action="version", version=f"tpcheck {__version__}")
     sub = p.add_subparsers(dest="command")
-    for module in (lint, convert, coord, explain):
+    for module in (lint, convert, coord, transfer, explain):
         module.register(sub)
     return p
 

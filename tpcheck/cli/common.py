@@ -37,6 +37,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A fraction in [0, 1): a share of a run (warm-up)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.2, got {text!r}"
+                                         ) from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"a fraction lies in [0, 1), got {text}")
+    return value
+
+
 def rate(text: str) -> float:
     """A fraction in [0, 1]; ``95%`` is read as 0.95."""
     raw = text.strip()
