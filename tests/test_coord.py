@@ -252,3 +252,11 @@ def test_fail_under_turns_the_agreement_into_an_exit_code(capsys):
     err = capsys.readouterr().err
     if rate < 1:
         assert "is under --fail-under" in err
+
+
+def test_the_cli_default_tolerance_is_the_judges():
+    """`tpcheck coord --help` shows the default without importing the coord stage: the two
+    constants must stay equal."""
+    from tpcheck.cli.coord import TOLERANCE
+
+    assert TOLERANCE == judge.TOLERANCE
