@@ -82,10 +82,13 @@ FIXTURES: dict[str, Fixture] = {
                      (_mup(attention="fixed"),)),
     "TP401": Fixture(((_mup(weight_decay=0.1, wd_scaled=False), "hid.weight"),),
                      (_mup(weight_decay=0.1, wd_scaled=True),), ("adamw",)),
-    # a head-dim QK-norm gain shared by n/8 heads: its gradient sums over the heads, so its
-    # entries are Θ(1) and a constant ε is right (docs/theory.md §8.6)
-    "TP402": Fixture(((_mup(eps_scaled=False), "hid.weight"),),
-                     (MUP, _mup(attention="fixed", qk_norm=True)), ("adamw", "adam")),
+    # a head-dim QK-norm gain shared by n/8 heads, and a fixed-size conditioning vector read by
+    # n outputs: their gradients sum coherently over the width once training has correlated
+    # the terms, so their entries are Θ(1) and a constant ε is right (docs/theory.md §8.2, §8.6)
+    "TP402": Fixture(((_mup(eps_scaled=False), "hid.weight"),
+                      (_mup(eps_scaled=False, conditioning=True), "mod.weight")),
+                     (MUP, _mup(attention="fixed", qk_norm=True), _mup(conditioning=True)),
+                     ("adamw", "adam")),
     "TP403": Fixture(((_mup(unoptimized=("hid.bias",)), "hid.bias"),), (MUP,), EVERY_FAMILY),
     "TP404": Fixture(((lambda o: Knobs.mup("custom"), "Custom"),),
                      (lambda o: Knobs.mup("lion"),)),
@@ -96,7 +99,9 @@ FIXTURES: dict[str, Fixture] = {
                      (_abc("out", Fr(1), Fr(0), Fr(0)),)),
     "TP504": Fixture(((_mup(mixed_fan_in=True), "hid.weight"),), (MUP,)),
     "TP601": Fixture(((_shift("hid", db=-HALF), "hid.weight"),), (MUP,), ("adamw", "sgd")),
-    "TP602": Fixture(((_shift("hid", dc=-1), "hid.weight"),), (MUP,), EVERY_FAMILY),
+    "TP602": Fixture(((_shift("hid", dc=-1), "hid.weight"),
+                      (_shift("mod", dc=-1, conditioning=True), "mod.weight")),
+                     (MUP, _mup(conditioning=True)), EVERY_FAMILY),
     "TP603": Fixture(((lambda o: Knobs.mup(o, frozen_biases=True).shifted("inp", dc=1)
                        .shifted("hid", dc=1).shifted("out", dc=1), "out"),),
                      (MUP,), ("adamw", "sgd")),

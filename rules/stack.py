@@ -1,11 +1,12 @@
 """The rule fixtures' model: a small transformer-ish stack with every exponent a knob.
 
-tokens (B, T, 8) → inp Linear(8→n) → [attention: qkv n→3n, SDPA, proj n→n] → hid n→n
-(residual, optional gate) → out Linear(n→4). Each weight ``w`` has three knobs, exactly the
-abc-parametrization (docs/theory.md §1): a forward multiplier ``m^-a`` on its input, an init
-std ``σ·m^-b`` and an LR ``η·m^-c``, with ``m = n / BASE``. :meth:`Knobs.mup` gives canonical μP
-for an optimizer family (its ``c`` differs by family: docs/theory.md §8), and each rule's bad
-fixture changes one knob (``rules/fixtures.py``).
+tokens (B, T, 8) → inp Linear(8→n) → [conditioning: emb Linear(8→16) on the token mean, a
+fixed-size vector, then mod Linear(16→n) added to the stream] → [attention: qkv n→3n, SDPA,
+proj n→n] → hid n→n (residual, optional gate) → out Linear(n→4). Each weight ``w`` has three
+knobs, exactly the abc-parametrization (docs/theory.md §1): a forward multiplier ``m^-a`` on
+its input, an init std ``σ·m^-b`` and an LR ``η·m^-c``, with ``m = n / BASE``.
+:meth:`Knobs.mup` gives canonical μP for an optimizer family (its ``c`` differs by family:
+docs/theory.md §8), and each rule's bad fixture changes one knob (``rules/fixtures.py``).
 
 The optimizers are real: torch's AdamW, Adam, SGD, Adafactor and Muon (beside AdamW for what
 Muon does not take), and two small optimizers written here — :class:`Lion` (sign updates, an
@@ -25,11 +26,13 @@ from tpcheck import ModelSpec
 
 BASE = 32
 WIDTHS = (32, 64, 128)
-LAYERS = ("inp", "qkv", "proj", "hid", "gate", "out")
-ROLE = {"inp": "input", "qkv": "hidden", "proj": "hidden", "hid": "hidden", "gate": "hidden",
-        "out": "output"}
-#: Canonical μP (a, b, c) per role for Adam (TP5 Table 8, in the a = 0 form).
-MUP_ADAM = {"input": (0, 0, 0), "hidden": (0, Fraction(1, 2), 1), "output": (0, 1, 1)}
+LAYERS = ("inp", "emb", "mod", "qkv", "proj", "hid", "gate", "out")
+ROLE = {"inp": "input", "emb": "scalar", "mod": "input", "qkv": "hidden", "proj": "hidden",
+        "hid": "hidden", "gate": "hidden", "out": "output"}
+#: Canonical μP (a, b, c) per role for Adam (TP5 Table 8, in the a = 0 form); a fixed-size
+#: weight (scalar-like) keeps everything constant.
+MUP_ADAM = {"input": (0, 0, 0), "hidden": (0, Fraction(1, 2), 1), "output": (0, 1, 1),
+            "scalar": (0, 0, 0)}
 #: The optimizers a fixture can train with (``Knobs.optimizer``).
 OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "muon", "lion", "custom")
 #: The family tpcheck should read from each (docs/theory.md §8).
@@ -48,7 +51,7 @@ def canonical_c(family: str, role: str) -> Fraction:
     """
     _, b, c = MUP_ADAM[role]
     if family == "sgd":
-        return Fraction({"input": -1, "hidden": 0, "output": 1}[role])
+        return Fraction({"input": -1, "hidden": 0, "output": 1, "scalar": 0}[role])
     if family == "adafactor":
         return Fraction(c) - Fraction(b)
     if family == "muon" and role == "hidden":
@@ -86,6 +89,10 @@ class Knobs:
     #: RMSNorm on q and k over the head dim, with gains of the head dim's size shared by every
     #: head (SD3's and Flux's QK-norm): with a fixed head dim, scalar-like tensors.
     qk_norm: bool = False
+    #: A fixed-size conditioning vector between width-sized layers, as a diffusion model's
+    #: time embedding under adaLN: emb (fixed → fixed, scalar-like) feeds mod (fixed → n,
+    #: input-like). emb's gradient sums over mod's n outputs (docs/theory.md §8.2).
+    conditioning: bool = False
 
     @classmethod
     def mup(cls, optimizer: str = "adamw", **options: object) -> Knobs:
@@ -112,6 +119,9 @@ class Stack(nn.Module):
         super().__init__()
         self.n, self.k, self.m = n, knobs, n / BASE
         self.inp = nn.Linear(8, n)
+        if knobs.conditioning:
+            self.emb = nn.Linear(8, 16)
+            self.mod = nn.Linear(16, n)
         if knobs.attention:
             self.qkv = nn.Linear(n, 3 * n)
             self.proj = nn.Linear(n, n)
@@ -159,6 +169,9 @@ class Stack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.inp(x * self._mult("inp")))  # (B, T, n)
+        if self.k.conditioning:  # (B, 16), the same size at every width
+            c = F.silu(self.emb(x.mean(1) * self._mult("emb")))
+            h = h + self.mod(c * self._mult("mod")).unsqueeze(1)
         if self.k.attention:
             h = h + self.proj(self._attend(h) * self._mult("proj"))
         feats = h
@@ -239,7 +252,7 @@ def optimizer_for(knobs: Knobs, lr: float = 1e-3, eps: float = 1e-8):
         for name, layer in model.layers().items():
             c = knobs.abc[name][2]
             scale = float(model.m ** -c)
-            width_out = name != "out"
+            width_out = name not in ("out", "emb")
             group_eps = eps / model.m if knobs.eps_scaled and width_out else eps
             wd = knobs.weight_decay / (scale if knobs.wd_scaled else 1.0)
             weight = {"params": [layer.weight], "lr": lr * scale, "eps": group_eps,

@@ -304,6 +304,12 @@ def _op(graph: OpGraph, node: OpNode, inputs: list[tuple[str, Exp]]
         return Exp(ZERO, _u_norm(x), None, x.u_from), None
     if op in SOFTMAX:
         return Exp(ZERO, exps[0].u, None, exps[0].u_from), None
+    if op in ("cos", "sin"):  # of a phase (a sin-cos table): Θ(1) values, as tpcheck.sizes has
+        return Exp(ZERO, exps[0].u, None, exps[0].u_from), None
+    if op == "exp":  # e^x = 1 + x + …: Θ(1) where x vanishes (frequencies e^(−c·k/n))
+        x = exps[0]
+        return Exp(_max(x.s, ZERO), x.u, x.s_from if _gt(x.s, ZERO) else None,
+                   x.u_from), None
     if op == "scaled_dot_product_attention":
         return _sdpa(graph, node, exps), None
     if op in MATMUL and len(exps) >= 2:
@@ -358,7 +364,8 @@ _NO_GRAD = Grad(NEG_INF)
 def _backward(ctx: _Context, state: dict[str, Exp], outputs: tuple[str, ...]
               ) -> dict[str, Grad]:
     """``g`` of every node: 0 at the outputs (a finite loss of the network's output), then back
-    through every op (docs/theory.md §8.2: ``z = W x``: ``g_x = g_z + α_out/2 − I``;
+    through every op (docs/theory.md §8.2: ``z = W x``: the larger of ``g_z + α_out/2 − I``
+    and the step's coherent term, :func:`_through_weight`;
     ``x ⊙ y``: ``g_x = g_z + s_y``; a norm: ``g_x = g_z − s_x``; ``c·x``: ``g_x = g_z + k``;
     everything that moves or sums values: ``g_x = g_z``)."""
     graph = ctx.graph
@@ -397,9 +404,7 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
                 continue
             contractions = [u for u in uses if u.use.kind == "contraction"]
             if contractions:  # z = W x (+ b): the bias adds nothing to x's gradient
-                terms = [(_through_weight(u, gz, state[r].s),
-                          u.use.tensor if _gt(u.expected_I, u.I) else None)
-                         for u in contractions]
+                terms = [_through_weight(u, gz, state[r]) for u in contractions]
             elif op == "mul":  # x ⊙ γ
                 terms = [(_clean(gz + _moved(state[u.use.operand])),
                           u.use.tensor if _gt(state[u.use.operand].s, ZERO) else None)
@@ -477,22 +482,35 @@ def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:
     return _clean(out.g + ue.broadcast)
 
 
-def _through_weight(u: UseExponents, gz: sympy.Expr, s_x: sympy.Expr) -> sympy.Expr:
-    """``g_x`` for ``z = W x``: ``Wᵀ g_z`` sums over the fan-out.
+def _through_weight(u: UseExponents, gz: sympy.Expr, x: Exp) -> tuple[sympy.Expr, str | None]:
+    """``(g_x, blame)`` for ``z = W x``: ``(W₀ + ΔW)ᵀ g_z`` sums over the fan-out.
 
-    A weight with a random init sums independent terms (CLT): ``g_z + α_out/2 − I``. A weight
-    that is zero at init (adaLN-Zero, a zero readout) carries the gradient from step 2 on as
-    its first update, which is aligned with the gradient, so the sum is coherent:
-    ``g_z + α_out − U`` for a normalised (Adam-like) step, ``2 g_z + s_x + α_out − U`` for an
-    SGD step (the step is ``g_z xᵀ``).
+    The init ``W₀`` sums independent terms (CLT): ``g_z + α_out/2 − I``. The step ``ΔW`` is
+    aligned with the gradient, so its sum is coherent (LLN): ``g_z + α_out − U`` for a
+    normalised (Adam-like) step, ``2 g_z + s_x + α_out − U`` for an SGD step (the step is
+    ``g_z xᵀ``), ``g_z + (α_out − α_in)/2 − U`` for Muon's (spectral norm ``n^-U``). After
+    the first step the larger of the two is the gradient (docs/theory.md §8.2). They agree
+    for μP's hidden and output weights; an input weight's coherent term is larger (``g_z + 1``
+    against ``g_z + ½``): what a fixed-size conditioning vector feeding width-sized layers (a
+    512-wide time embedding under adaLN) receives. A weight that is zero at init has only the
+    second term. ``blame``: the weight, when its init or its LR is larger than μP's and that
+    term wins; for an SGD step, else the tensor that made ``x`` larger than Θ(1).
     """
-    if u.I != sympy.oo:
-        return _clean(gz + HALF * u.alpha_out - u.I)
+    s_x = x.s
+    clt = NEG_INF if u.I == sympy.oo else _clean(gz + HALF * u.alpha_out - u.I)
     if u.U is None:
-        return NEG_INF
-    if u.family == "sgd":
-        return _clean(2 * gz + s_x + u.alpha_out - u.U)
-    return _clean(gz + u.alpha_out - u.U)
+        coherent = NEG_INF
+    elif u.family == "sgd":
+        coherent = _clean(2 * gz + s_x + u.alpha_out - u.U)
+    elif u.family == "muon":  # spectral norm n^-U, aligned with g: σ·‖g‖₂ over √fan_in entries
+        coherent = _clean(gz + sympy.Rational(u.alpha_out - u.alpha_in, 2) - u.U)
+    else:
+        coherent = _clean(gz + u.alpha_out - u.U)
+    if _gt(coherent, clt):
+        if u.U is not None and _gt(u.expected_U, u.U):
+            return coherent, u.use.tensor
+        return coherent, (x.s_from if u.family == "sgd" and _gt(s_x, ZERO) else None)
+    return clt, (u.use.tensor if _gt(u.expected_I, u.I) else None)
 
 
 def _moved(x: Exp) -> sympy.Expr:
