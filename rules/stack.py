@@ -9,8 +9,10 @@ its input, an init std ``σ·m^-b`` and an LR ``η·m^-c``, with ``m = n / BASE`
 docs/theory.md §8), and each rule's bad fixture changes one knob (``rules/fixtures.py``).
 
 The optimizers are real: torch's AdamW, Adam, SGD, Adafactor and Muon (beside AdamW for what
-Muon does not take), and two small optimizers written here — :class:`Lion` (sign updates, an
-Adam-like family member outside torch) and :class:`Custom` (an optimizer tpcheck does not know).
+Muon does not take), and three small optimizers written here — :class:`Lion` (sign updates, an
+Adam-like family member outside torch), :class:`Lamb` (Adam's step rescaled to each tensor's
+norm: parameter-scaled, Adafactor's family) and :class:`Custom` (an optimizer tpcheck does not
+know).
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ ROLE = {"inp": "input", "emb": "scalar", "mod": "input", "qkv": "hidden", "proj"
 MUP_ADAM = {"input": (0, 0, 0), "hidden": (0, Fraction(1, 2), 1), "output": (0, 1, 1),
             "scalar": (0, 0, 0)}
 #: The optimizers a fixture can train with (``Knobs.optimizer``).
-OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "muon", "lion", "custom")
+OPTIMIZERS = ("adamw", "adam", "sgd", "adafactor", "muon", "lion", "lamb", "custom")
 #: The family tpcheck should read from each (docs/theory.md §8).
 FAMILY = {"adamw": "adam", "adam": "adam", "lion": "adam", "custom": "adam", "sgd": "sgd",
-          "adafactor": "adafactor", "muon": "muon"}
+          "adafactor": "adafactor", "lamb": "adafactor", "muon": "muon"}
 #: Layers Muon trains (2-D hidden matrices); the rest go to AdamW beside it.
 MUON_LAYERS = ("qkv", "proj", "hid", "gate")
 
@@ -231,6 +233,33 @@ class Lion(torch.optim.Optimizer):
                 avg.mul_(beta2).add_(p.grad, alpha=1 - beta2)
 
 
+class Lamb(torch.optim.Optimizer):
+    """Adam's normalised step, rescaled per tensor by ``‖w‖ / ‖step‖`` (You et al. 2019, arXiv
+    1904.00962): each tensor moves by ``lr`` times its own size, as under Adafactor."""
+
+    def __init__(self, params: object, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: object = None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                avg = state.setdefault("exp_avg", torch.zeros_like(p))
+                avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(p))
+                avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                step = avg / (avg_sq.sqrt() + group["eps"]) + group["weight_decay"] * p
+                w_norm, step_norm = p.norm(), step.norm()
+                trust = (w_norm / step_norm).item() if w_norm > 0 and step_norm > 0 else 1.0
+                p.add_(step, alpha=-group["lr"] * trust)
+
+
 class Custom(torch.optim.Optimizer):
     """An optimizer tpcheck cannot know the family of (plain gradient steps, odd name)."""
 
@@ -297,6 +326,8 @@ def _build(kind: str, groups: list[dict], muon_groups: list[dict], lr: float
         return torch.optim.Adafactor(groups, lr=lr)
     if kind == "lion":
         return Lion(groups, lr=lr)
+    if kind == "lamb":
+        return Lamb(groups, lr=lr)
     if kind == "custom":
         for g in groups:
             g.pop("weight_decay", None)

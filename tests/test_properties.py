@@ -143,7 +143,7 @@ def test_lint_never_changes_the_model(params: dict, train: bool) -> None:
         assert all(p.requires_grad for p in model.parameters())
 
 
-FAMILY_OPTIMIZERS = st.sampled_from(["adamw", "sgd", "adafactor", "muon", "lion"])
+FAMILY_OPTIMIZERS = st.sampled_from(["adamw", "sgd", "adafactor", "lamb", "muon", "lion"])
 
 
 def _symmetric(optimizer: str, layer: str, theta: Fr, knobs: Knobs) -> Knobs:

@@ -8,9 +8,10 @@ settings — never assumed:
   sign updates, entries Θ(lr·n^-a) whatever the gradient's size: ``U = a + c``;
 * **sgd** (SGD with or without momentum, ASGD): the step is the gradient, so its size carries
   the backward exponent (propagate tracks it): ``U = 2a + c``;
-* **adafactor**: the step is scaled by the parameter's own RMS (``scale_parameter``, torch's
-  Adafactor always): the effective ``c`` is the LR's plus ``b``, so ``U = a + c + b``; a
-  group whose ``lr`` is None (relative step) has a width-independent LR;
+* **adafactor** (Adafactor, LAMB, LARS): the step is scaled by the parameter's own size
+  (Adafactor's ``scale_parameter``, which torch's Adafactor always applies; LAMB's and LARS's
+  layer-wise trust ratio ``‖w‖ / ‖step‖``): the effective ``c`` is the LR's plus ``b``, so
+  ``U = a + c + b``; a group whose ``lr`` is None (relative step) has a width-independent LR;
 * **muon** (orthogonalised updates, 2-D weights): the step's spectral norm is
   ``lr · f(fan_out, fan_in)`` (torch's ``adjust_lr_fn``: "original" ``√max(1, out/in)``,
   "match_rms_adamw" ``0.2·√max(out, in)``); with ``f ∝ n^φ``, ``U = a + c − φ``, and the
@@ -30,7 +31,9 @@ FAMILIES = ("adam", "sgd", "adafactor", "muon")
 #: Class-name stems of each family (lower case), for classes outside torch.optim too
 #: (lion-pytorch's Lion, transformers' Adafactor, a user's MuonWithAuxAdam...).
 _ADAM_LIKE = ("adamw", "adam", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adadelta",
-              "lion", "lamb", "lars", "sophia", "adan", "rprop", "sparseadam", "came")
+              "lion", "sophia", "adan", "rprop", "sparseadam", "came")
+#: Steps rescaled to each tensor's own norm (a layer-wise trust ratio): Adafactor's family.
+_PARAMETER_SCALED = ("lamb", "lars")
 _SGD_LIKE = ("sgd", "asgd")
 
 
@@ -54,7 +57,7 @@ def classify_optimizer(cls: type, groups: list[dict]) -> OptimizerClass:
     for n in names:
         if "muon" in n:
             return OptimizerClass(cls.__name__, "muon", True, True)
-        if "adafactor" in n:
+        if "adafactor" in n or n in _PARAMETER_SCALED or n.startswith(_PARAMETER_SCALED):
             return OptimizerClass(cls.__name__, "adafactor", True, decoupled)
         if n in _SGD_LIKE:
             return OptimizerClass(cls.__name__, "sgd", True, True)

@@ -13,7 +13,7 @@ update grow (TP602); under Adafactor the step scales with the weight, so an init
 an update mistake (TP202/TP203 beside TP101/TP103).
 
 Models: the rule-fixture stack under every optimizer family (AdamW, Adam, Lion, SGD, Adafactor,
-Muon beside AdamW); DiT built with the ``mup`` package (MuReadout, set_base_shapes, MuAdamW or
+LAMB, Muon beside AdamW); DiT built with the ``mup`` package (MuReadout, set_base_shapes, MuAdamW or
 MuSGD); DiT converted by tpcheck (the Plan, AdamW or SGD).
 """
 
@@ -58,7 +58,7 @@ class Model:
 
 # --------------------------------------------------------------------------- the stack
 
-STACK_OPTIMIZERS = ("adamw", "adam", "lion", "sgd", "adafactor", "muon")
+STACK_OPTIMIZERS = ("adamw", "adam", "lion", "sgd", "adafactor", "lamb", "muon")
 
 
 def _stack(optimizer: str) -> Model:
@@ -68,7 +68,7 @@ def _stack(optimizer: str) -> Model:
     def spec_of(k: Knobs) -> Callable[[], ModelSpec]:
         return lambda: stack_spec(k)
 
-    adafactor = optimizer == "adafactor"
+    adafactor = optimizer in ("adafactor", "lamb")  # steps scaled to the weight's own size
     mutants = [
         Mutant("readout init SP (std 1/√fan_in)", spec_of(knobs().shifted("out", db=-HALF)),
                (("TP101", "out.weight"), ("TP602", "out.weight"))
@@ -99,6 +99,10 @@ def _stack(optimizer: str) -> Model:
     if optimizer in ("adamw", "adam"):
         mutants.append(Mutant("one fixed Adam ε", spec_of(knobs(eps_scaled=False)),
                               warnings=(("TP402", "hid.weight"),)))
+    if optimizer == "lamb":  # the trust ratio already scales the step by n^-b
+        mutants.append(Mutant("LAMB given Adam's μP LRs",
+                              spec_of(dataclasses.replace(Knobs.mup("adamw"), optimizer="lamb")),
+                              (("TP205", "hid.weight"), ("TP205", "out.weight"))))
     if optimizer == "adamw":
         mutants.append(Mutant("weight decay not scaled with the LR",
                               spec_of(knobs(weight_decay=0.1, wd_scaled=False)),
