@@ -162,6 +162,10 @@ def broken_plans(plan: dict) -> dict[str, tuple[object, str]]:
                                     "it uses m"),
         "expression-not-parsable": (edit(("tensors", first, "eps_mult"), "64/(n"),
                                     "is not an expression in the width n"),
+        "expression-power-bomb": (edit(("tensors", first, "init_mult"), "9**9**9/n"),
+                                  "a power's exponent must be a number"),
+        "shape-not-parsable": (edit(("tensors", first, "shape"), ["n", "4*m"]),
+                               f"tensors.{first}.shape[1] = '4*m'"),
         "optimizer-index-past-end": (edit(("tensors", first, "optimizer"), 3),
                                      "points past the plan's 1 optimizer"),
         "extra-key": (edit(("tensors", first, "std"), 0.02), "unknown key"),
@@ -170,7 +174,8 @@ def broken_plans(plan: dict) -> dict[str, tuple[object, str]]:
 
 @pytest.mark.parametrize("case", ["not-an-object", "no-tensors", "base-width-0", "style-unknown",
                                   "lr-mult-number", "init-unknown", "expression-other-symbol",
-                                  "expression-not-parsable", "optimizer-index-past-end",
+                                  "expression-not-parsable", "expression-power-bomb",
+                                  "shape-not-parsable", "optimizer-index-past-end",
                                   "extra-key"])
 def test_a_broken_plan_exits_2_naming_the_key(case: str, plan_json: dict, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,6 +185,21 @@ def test_a_broken_plan_exits_2_naming_the_key(case: str, plan_json: dict, tmp_pa
     err = error_of(capsys, ["lint", "dit", "--plan", str(path)])
     assert needle in err, err
     assert f"where: {path}" in err
+
+
+def test_a_plan_expression_is_never_run_as_code(plan_json: dict, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Plans are shared files, and SymPy parses text with eval: an expression that is code
+    exits 2 naming it, and the code does not run."""
+    marker = tmp_path / "ran"
+    data = json.loads(json.dumps(plan_json))
+    first = next(iter(data["tensors"]))
+    data["tensors"][first]["init_mult"] = f"__import__('pathlib').Path('{marker}').touch() or n"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    err = error_of(capsys, ["lint", "dit", "--plan", str(path)])
+    assert "is not an expression in the width n (it uses Path, __import__," in err, err
+    assert not marker.exists()
 
 
 def test_a_plan_that_is_not_json_names_its_line(tmp_path: Path,

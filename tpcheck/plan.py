@@ -338,6 +338,7 @@ def _expressions(tensors: dict[str, TensorRule], attention: tuple[AttentionRule,
     for name, t in tensors.items():
         out += [(f"tensors.{name}.{f}", getattr(t, f)) for f in ("fan_in", "fan_out",
                                                                   "init_mult", "eps_mult")]
+        out += [(f"tensors.{name}.shape[{i}]", e) for i, e in enumerate(t.shape)]
         out += [(f"tensors.{name}.{f}.{fam}", e) for f in ("lr_mult", "wd_mult")
                 for fam, e in getattr(t, f).items()]
         if t.forward_mult is not None:
@@ -350,17 +351,18 @@ def _expressions(tensors: dict[str, TensorRule], attention: tuple[AttentionRule,
 
 
 def _check_expression(expr: str, key: str, where: str) -> None:
-    """``expr`` is a finite expression in ``n`` alone."""
+    """``expr`` is a finite expression in ``n`` alone (:func:`~tpcheck.symbols.parse` says
+    what else the text holds)."""
+    fix = "write e.g. \"64/n\" or \"sqrt(64/n)\": numbers, n, sqrt and arithmetic"
     try:
         value = parse(expr)
-    except Exception as exc:  # SymPy's parser raises many types on bad text
-        raise TpcheckError(f"{key} = {expr!r} is not an expression in the width n.",
-                           where=where, fix="write e.g. \"64/n\" or \"sqrt(64/n)\"") from exc
-    extra = {str(s) for s in getattr(value, "free_symbols", ())} - {"n"}
-    if extra or not isinstance(value, sympy.Expr) or value.has(sympy.zoo, sympy.nan):
-        raise TpcheckError(f"{key} = {expr!r} is not an expression in the width n"
-                           + (f" (it uses {', '.join(sorted(extra))})" if extra else "") + ".",
-                           where=where, fix="the only symbol a plan may use is n")
+    except Exception as exc:  # parse's ValueError says why; SymPy's parser raises many types
+        why = f" ({exc})" if isinstance(exc, ValueError) else ""
+        raise TpcheckError(f"{key} = {expr!r} is not an expression in the width n{why}.",
+                           where=where, fix=fix) from exc
+    if not isinstance(value, sympy.Expr) or value.has(sympy.zoo, sympy.nan, sympy.oo):
+        raise TpcheckError(f"{key} = {expr!r} is not a finite expression in the width n.",
+                           where=where, fix=fix)
 
 
 def _optimizer_name(cls: type, settings: dict[str, Any]) -> str:

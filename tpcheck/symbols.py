@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import functools
+import re
+
 import sympy
+from sympy.parsing.sympy_parser import parse_expr
 
 #: The width: the hidden size that the ModelSpec's factory receives.
 n = sympy.Symbol("n", positive=True, integer=True)
@@ -16,7 +20,36 @@ n = sympy.Symbol("n", positive=True, integer=True)
 ROUNDED = "≈"
 
 
+#: What a width expression may contain besides numbers: n, sqrt, arithmetic and parentheses.
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_NAMES = {"n": n, "sqrt": sympy.sqrt}
+_OPERATORS = set(" +-*/()")
+#: Bounds that keep a hostile plan from making SymPy compute for hours (``9**9**9``).
+_MAX_CHARS, _MAX_POWER = 200, 16
+
+
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> sympy.Expr:
     """Parse an expression written in ``n`` (as stored in JSON reports and plans); a rounded
-    dimension's ``≈`` prefix is dropped."""
-    return sympy.sympify(text.removeprefix(ROUNDED), locals={"n": n})
+    dimension's ``≈`` prefix is dropped.
+
+    Plans are files people share, and SymPy parses text with ``eval``: so the text is first
+    checked to hold nothing but numbers, ``n``, ``sqrt``, arithmetic and parentheses, and every
+    power to have a small numeric exponent. Anything else raises ``ValueError``.
+    """
+    body = text.removeprefix(ROUNDED)
+    rest = _NUMBER.sub(" ", body)
+    names = set(_NAME.findall(rest))
+    if names - _NAMES.keys():
+        raise ValueError(f"it uses {', '.join(sorted(names - _NAMES.keys()))}")
+    if len(body) > _MAX_CHARS or not set(_NAME.sub(" ", rest)) <= _OPERATORS:
+        raise ValueError(f"only numbers, n, sqrt, + - * / ** and parentheses, at most "
+                         f"{_MAX_CHARS} characters")
+    tree = parse_expr(body, local_dict=dict(_NAMES), evaluate=False)
+    for power in tree.atoms(sympy.Pow):
+        exponent = power.exp
+        if not exponent.is_number or abs(float(exponent)) > _MAX_POWER:
+            raise ValueError(f"a power's exponent must be a number of at most {_MAX_POWER} in "
+                             "size")
+    return sympy.sympify(body, locals=dict(_NAMES))
