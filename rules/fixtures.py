@@ -84,10 +84,12 @@ FIXTURES: dict[str, Fixture] = {
                      (_mup(weight_decay=0.1, wd_scaled=True),), ("adamw",)),
     # a head-dim QK-norm gain shared by n/8 heads, and a fixed-size conditioning vector read by
     # n outputs: their gradients sum coherently over the width once training has correlated
-    # the terms, so their entries are Θ(1) and a constant ε is right (docs/theory.md §8.2, §8.6)
+    # the terms; a fixed layer after the readout reads its output, Θ(1) once trained. Their
+    # gradients' entries are Θ(1), so a constant ε is right (docs/theory.md §8.2, §8.6)
     "TP402": Fixture(((_mup(eps_scaled=False), "hid.weight"),
                       (_mup(eps_scaled=False, conditioning=True), "mod.weight")),
-                     (MUP, _mup(attention="fixed", qk_norm=True), _mup(conditioning=True)),
+                     (MUP, _mup(attention="fixed", qk_norm=True), _mup(conditioning=True),
+                      _mup(post_readout=True)),
                      ("adamw", "adam")),
     "TP403": Fixture(((_mup(unoptimized=("hid.bias",)), "hid.bias"),), (MUP,), EVERY_FAMILY),
     "TP404": Fixture(((lambda o: Knobs.mup("custom"), "Custom"),),

@@ -2,7 +2,8 @@
 
 tokens (B, T, 8) → inp Linear(8→n) → [conditioning: emb Linear(8→16) on the token mean, a
 fixed-size vector, then mod Linear(16→n) added to the stream] → [attention: qkv n→3n, SDPA,
-proj n→n] → hid n→n (residual, optional gate) → out Linear(n→4). Each weight ``w`` has three
+proj n→n] → hid n→n (residual, optional gate) → out Linear(n→4) [→ post Linear(4→4), a
+residual after the readout]. Each weight ``w`` has three
 knobs, exactly the abc-parametrization (docs/theory.md §1): a forward multiplier ``m^-a`` on
 its input, an init std ``σ·m^-b`` and an LR ``η·m^-c``, with ``m = n / BASE``.
 :meth:`Knobs.mup` gives canonical μP for an optimizer family (its ``c`` differs by family:
@@ -28,9 +29,9 @@ from tpcheck import ModelSpec
 
 BASE = 32
 WIDTHS = (32, 64, 128)
-LAYERS = ("inp", "emb", "mod", "qkv", "proj", "hid", "gate", "out")
+LAYERS = ("inp", "emb", "mod", "qkv", "proj", "hid", "gate", "out", "post")
 ROLE = {"inp": "input", "emb": "scalar", "mod": "input", "qkv": "hidden", "proj": "hidden",
-        "hid": "hidden", "gate": "hidden", "out": "output"}
+        "hid": "hidden", "gate": "hidden", "out": "output", "post": "scalar"}
 #: Canonical μP (a, b, c) per role for Adam (TP5 Table 8, in the a = 0 form); a fixed-size
 #: weight (scalar-like) keeps everything constant.
 MUP_ADAM = {"input": (0, 0, 0), "hidden": (0, Fraction(1, 2), 1), "output": (0, 1, 1),
@@ -95,6 +96,9 @@ class Knobs:
     #: time embedding under adaLN: emb (fixed → fixed, scalar-like) feeds mod (fixed → n,
     #: input-like). emb's gradient sums over mod's n outputs (docs/theory.md §8.2).
     conditioning: bool = False
+    #: A fixed-size layer after the readout, as StableAudio's ``postprocess_conv``: it reads the
+    #: readout's output, n^-½ at init in μP and Θ(1) once trained.
+    post_readout: bool = False
 
     @classmethod
     def mup(cls, optimizer: str = "adamw", **options: object) -> Knobs:
@@ -142,6 +146,8 @@ class Stack(nn.Module):
             self.gate = nn.Linear(n, n)
         if not knobs.tie:
             self.out = nn.Linear(n, 4)
+        if knobs.post_readout:
+            self.post = nn.Linear(4, 4)
         if knobs.unused:
             self.spare = nn.Parameter(torch.zeros(n))
         self._init()
@@ -187,7 +193,8 @@ class Stack(nn.Module):
             return h.sum(-1)
         if self.k.tie:
             return F.linear(h * self._mult("out"), self.inp.weight.t())
-        return self.out(h * self._mult("out"))
+        y = self.out(h * self._mult("out"))
+        return y + self.post(y * self._mult("post")) if self.k.post_readout else y
 
     def _attend(self, h: torch.Tensor) -> torch.Tensor:
         B, T, n = h.shape
@@ -281,7 +288,7 @@ def optimizer_for(knobs: Knobs, lr: float = 1e-3, eps: float = 1e-8):
         for name, layer in model.layers().items():
             c = knobs.abc[name][2]
             scale = float(model.m ** -c)
-            width_out = name not in ("out", "emb")
+            width_out = ROLE[name] not in ("output", "scalar")
             group_eps = eps / model.m if knobs.eps_scaled and width_out else eps
             wd = knobs.weight_decay / (scale if knobs.wd_scaled else 1.0)
             weight = {"params": [layer.weight], "lr": lr * scale, "eps": group_eps,

@@ -161,11 +161,13 @@ def _symmetric(optimizer: str, layer: str, theta: Fr, knobs: Knobs) -> Knobs:
        thetas=st.fixed_dictionaries({layer: st.sampled_from([Fr(-1, 2), Fr(0), Fr(1, 2)])
                                      for layer in ("inp", "hid", "out")}),
        gate=st.booleans(), attention=st.sampled_from([None, "fixed"]),
-       conditioning=st.booleans())
+       conditioning=st.booleans(), post_readout=st.booleans())
 def test_any_valid_mup_stack_lints_clean(optimizer: str, thetas: dict, gate: bool,
-                                         attention: str | None, conditioning: bool) -> None:
+                                         attention: str | None, conditioning: bool,
+                                         post_readout: bool) -> None:
     """μP in any member of its symmetry class, under any family: zero errors."""
-    knobs = Knobs.mup(optimizer, gate=gate, attention=attention, conditioning=conditioning)
+    knobs = Knobs.mup(optimizer, gate=gate, attention=attention, conditioning=conditioning,
+                      post_readout=post_readout)
     for layer, theta in thetas.items():
         knobs = _symmetric(optimizer, layer, theta, knobs)
     errors = [f for f in tpcheck.lint(spec(knobs)).findings if f.severity == "error"]

@@ -474,7 +474,9 @@ def gradient_exponent(propagation: Propagation, ue: UseExponents) -> sympy.Expr:
     op = op_name(node.target)
     others = [r.name for pos, r in node.refs() if r.name != ue.use.operand
               and r.name in nodes and not _is_index(op, pos)]
-    s_x = _max_list([nodes[r].s for r in others]) if others else ZERO
+    # ε matters all through training, when x is x₀ + Δx: a μP readout's output, n^-½ at
+    # init, is Θ(1) once trained, and so is the gradient of a weight that reads it
+    s_x = _max_list([_max(nodes[r].s, nodes[r].u) for r in others]) if others else ZERO
     if ue.use.kind == "contraction":
         return _clean(out.g + (ZERO if op in EMBEDDING else s_x) - ue.a)
     if op == "mul" or (op in NORMS and ue.use.pos == "2"):
