@@ -35,25 +35,25 @@ RESULTS: dict[str, str] = {
         "ran; the first (hidden_states, encoder_hidden_st..."
     ),
     "BriaTransformer2DModel": (
-        "supported (lint: 47 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 47 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "ChromaTransformer2DModel": (
-        "supported (lint: 43 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 43 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "ChronoEditTransformer3DModel": (
         "supported (lint: 30 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "CogVideoXTransformer3DModel": (
-        "supported (lint: 18 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 19 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "CogView3PlusTransformer2DModel": (
-        "supported (lint: 18 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 19 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "CogView4Transformer2DModel": (
-        "supported (lint: 20 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 21 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "ConsisIDTransformer3DModel": (
-        "supported (lint: 18 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 19 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "Cosmos3OmniTransformer": (
         "not supported: spec: cannot infer the latent's channels for "
@@ -84,13 +84,13 @@ RESULTS: dict[str, str] = {
         "config."
     ),
     "Flux2Transformer2DModel": (
-        "supported (lint: 43 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 43 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "Flux3Transformer2DModel": (
-        "supported (lint: 52 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 52 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "FluxTransformer2DModel": (
-        "supported (lint: 49 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 49 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "GlmImageTransformer2DModel": (
         "not supported: spec: cannot infer the forward argument 'prior_token_id' of "
@@ -110,7 +110,7 @@ RESULTS: dict[str, str] = {
         "timestep, encoder_hidden_s..."
     ),
     "HunyuanImageTransformer2DModel": (
-        "supported (lint: 66 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 66 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "HunyuanVideo15Transformer3DModel": (
         "not supported: spec: cannot infer example inputs for "
@@ -123,7 +123,7 @@ RESULTS: dict[str, str] = {
         "from the config."
     ),
     "HunyuanVideoTransformer3DModel": (
-        "supported (lint: 70 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 70 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "Ideogram4Transformer2DModel": (
         "not supported: spec: cannot infer the forward argument 'encoder_hidden_states' "
@@ -136,7 +136,7 @@ RESULTS: dict[str, str] = {
         "takes ran; the first (hidden_states, timestep,..."
     ),
     "JoyImageEditTransformer3DModel": (
-        "supported (lint: 26 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 26 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "Kandinsky5Transformer3DModel": (
         "not supported: spec: cannot infer the forward argument 'visual_rope_pos' of "
@@ -173,10 +173,10 @@ RESULTS: dict[str, str] = {
         "diffusers:LongCatAudioDiTTransformer is the width."
     ),
     "LongCatImageTransformer2DModel": (
-        "supported (lint: 47 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 47 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "Lumina2Transformer2DModel": (
-        "supported (lint: 54 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 54 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "LuminaNextDiT2DModel": (
         "not supported: spec: diffusers:LuminaNextDiT2DModel cannot be built at width 144"
@@ -199,10 +199,10 @@ RESULTS: dict[str, str] = {
         "takes ran; the first (hidden_states, timestep, en..."
     ),
     "MochiTransformer3DModel": (
-        "supported (lint: 36 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 36 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "MotifVideoTransformer3DModel": (
-        "supported (lint: 50 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 50 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "NucleusMoEImageTransformer2DModel": (
         "not supported: spec: cannot infer example inputs for "
@@ -214,10 +214,10 @@ RESULTS: dict[str, str] = {
         "width 192 from its defaults: TypeError: 'NoneType' object is not subscriptable"
     ),
     "OvisImageTransformer2DModel": (
-        "supported (lint: 47 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 47 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "PRXTransformer2DModel": (
-        "supported (lint: 22 errors; converted plan: 0 errors, 2 warnings)"
+        "supported (lint: 22 errors; converted plan: 0 errors, 1 warnings)"
     ),
     "PixArtTransformer2DModel": (
         "supported (lint: 28 errors; converted plan: 0 errors, 0 warnings)"
@@ -233,7 +233,7 @@ RESULTS: dict[str, str] = {
         "config."
     ),
     "QwenImageTransformer2DModel": (
-        "supported (lint: 35 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 35 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "RFD4ProteinaTransformer": (
         "not supported: spec: cannot tell which constructor argument of "
@@ -262,10 +262,10 @@ RESULTS: dict[str, str] = {
         "supported (lint: 30 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "StableAudio3DiTModel": (
-        "supported (lint: 28 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 28 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "StableAudioDiTModel": (
-        "supported (lint: 24 errors; converted plan: 0 errors, 1 warnings)"
+        "supported (lint: 24 errors; converted plan: 0 errors, 0 warnings)"
     ),
     "T5FilmDecoder": (
         "not supported: spec: cannot infer the forward argument 'encodings_and_masks' of "
