@@ -219,28 +219,36 @@ class Stack(nn.Module):
         return a.transpose(1, 2).reshape(B, T, n)
 
 
-class Lion(torch.optim.Optimizer):
+class _PerTensor(torch.optim.Optimizer):
+    """The loop the small optimizers share: each tensor with a gradient, its group, its state."""
+
+    def _update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: object = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group, self.state[p])
+
+
+class Lion(_PerTensor):
     """Sign updates with momentum (Chen et al. 2023, arXiv 2302.06675): Adam-like for μP."""
 
     def __init__(self, params: object, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: object = None) -> None:
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                avg = state.setdefault("exp_avg", torch.zeros_like(p))
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-                p.add_(torch.sign(avg * beta1 + p.grad * (1 - beta1)), alpha=-group["lr"])
-                avg.mul_(beta2).add_(p.grad, alpha=1 - beta2)
+    def _update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        beta1, beta2 = group["betas"]
+        avg = state.setdefault("exp_avg", torch.zeros_like(p))
+        p.mul_(1 - group["lr"] * group["weight_decay"])
+        p.add_(torch.sign(avg * beta1 + p.grad * (1 - beta1)), alpha=-group["lr"])
+        avg.mul_(beta2).add_(p.grad, alpha=1 - beta2)
 
 
-class Lamb(torch.optim.Optimizer):
+class Lamb(_PerTensor):
     """Adam's normalised step, rescaled per tensor by ``‖w‖ / ‖step‖`` (You et al. 2019, arXiv
     1904.00962): each tensor moves by ``lr`` times its own size, as under Adafactor."""
 
@@ -249,36 +257,26 @@ class Lamb(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
                                   "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure: object = None) -> None:
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                avg = state.setdefault("exp_avg", torch.zeros_like(p))
-                avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(p))
-                avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                step = avg / (avg_sq.sqrt() + group["eps"]) + group["weight_decay"] * p
-                w_norm, step_norm = p.norm(), step.norm()
-                trust = (w_norm / step_norm).item() if w_norm > 0 and step_norm > 0 else 1.0
-                p.add_(step, alpha=-group["lr"] * trust)
+    def _update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        beta1, beta2 = group["betas"]
+        avg = state.setdefault("exp_avg", torch.zeros_like(p))
+        avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(p))
+        avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+        avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        step = avg / (avg_sq.sqrt() + group["eps"]) + group["weight_decay"] * p
+        w_norm, step_norm = p.norm(), step.norm()
+        trust = (w_norm / step_norm).item() if w_norm > 0 and step_norm > 0 else 1.0
+        p.add_(step, alpha=-group["lr"] * trust)
 
 
-class Custom(torch.optim.Optimizer):
+class Custom(_PerTensor):
     """An optimizer tpcheck cannot know the family of (plain gradient steps, odd name)."""
 
     def __init__(self, params: object, lr: float = 1e-3) -> None:
         super().__init__(params, {"lr": lr})
 
-    @torch.no_grad()
-    def step(self, closure: object = None) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-group["lr"])
+    def _update(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        p.add_(p.grad, alpha=-group["lr"])
 
 
 def optimizer_for(knobs: Knobs, lr: float = 1e-3, eps: float = 1e-8):

@@ -165,10 +165,8 @@ def _sp_best(sweep: Sweep) -> tuple[str, float, float] | None:
     if "sp" not in sweep.config.parametrizations:
         return None
     width = sweep.config.widths[-1]
-    curve = sweep.mean_curve("sp", width)
-    finite = [i for i, y in enumerate(curve) if math.isfinite(y)]
-    if not finite:
+    lr = sweep.best_grid_lr("sp", width)
+    if lr is None:
         return None
-    lr = sweep.config.lrs[min(finite, key=curve.__getitem__)]
     mean, sd = sweep.at_lr("sp", width, lr)
     return f"SP n={width} at the best LR of its own sweep (2^{math.log2(lr):.1f})", mean, sd

@@ -96,12 +96,10 @@ def _sp_oracle(sweep: Sweep) -> list[str] | None:
     if "sp" not in sweep.config.parametrizations:
         return None
     width = sweep.config.widths[-1]
-    curve = sweep.mean_curve("sp", width)
-    finite = [i for i, y in enumerate(curve) if math.isfinite(y)]
-    if not finite:
+    lr = sweep.best_grid_lr("sp", width)
+    if lr is None:
         return None
-    lr = sweep.config.lrs[min(finite, key=curve.__getitem__)]
-    values = tuple(sweep.result("sp", width, lr, s).heldout for s in range(sweep.config.seeds))
+    values = sweep.heldout_at("sp", width, lr)
     h = sweep.config.hyper
     return [f"SP n={width}, best LR of the sweep at n={width}",
             _hyper(Hyper(lr=lr, warmup=h.warmup, beta1=h.beta1, beta2=h.beta2)),

@@ -137,6 +137,13 @@ class Sweep:
                        else math.nan)
         return out
 
+    def best_grid_lr(self, parametrization: str, width: int) -> float | None:
+        """The grid LR with the lowest seed-mean held-out loss (None: every LR failed): what a
+        sweep at that width buys."""
+        curve = self.mean_curve(parametrization, width)
+        finite = [i for i, y in enumerate(curve) if math.isfinite(y)]
+        return self.config.lrs[min(finite, key=curve.__getitem__)] if finite else None
+
     def optimum(self, parametrization: str, width: int) -> WidthOptimum:
         lrs = self.config.lrs
         return WidthOptimum(width, tuple(optimum(lrs, self.curve(parametrization, width, s))
