@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tpcheck.transfer.grid import mean_sd
@@ -106,6 +107,17 @@ def _sp_oracle(sweep: Sweep) -> list[str] | None:
             _row_loss(values)]
 
 
+def _storage(url: str) -> str:
+    """A SQLite file under the working directory by its relative path: the report stays the
+    same on every machine that reruns it from the repository root."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path = Path(url.removeprefix(prefix))
+        if path.is_absolute() and path.is_relative_to(Path.cwd()):
+            return prefix + str(path.relative_to(Path.cwd()))
+    return url
+
+
 def _row_loss(values: tuple[float, ...]) -> str:
     """mean ± sd over the seeds that finished, and how many did not."""
     failed = sum(not math.isfinite(v) for v in values)
@@ -128,7 +140,7 @@ def _lines(result: StudyResult, markdown: bool) -> list[str]:
     if result.search is not None:
         s = result.search
         lines += ["", f"Optuna search on the proxy (n={s.width}, {len(s.trials)} trials × "
-                      f"{s.seeds} seed(s), {s.steps} steps, storage {s.storage}, "
+                      f"{s.seeds} seed(s), {s.steps} steps, storage {_storage(s.storage)}, "
                       f"{s.seconds / 60:.1f} min): best {_hyper(s.best)}, held-out loss "
                       f"{s.best_value:.4f}"]
     if result.transfer is not None:
