@@ -261,6 +261,22 @@ def test_a_written_report_is_readable_by_others(tmp_path: Path) -> None:
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["lint", "dit", "--config", "config.json"], "--config only applies to model-class targets"),
+    (["convert", "dit", "--head-dim", "8"], "'dit' is a built-in spec"),
+    (["coord", "dit", "--inputs", "mine.py:inputs"], "--inputs only applies"),
+    (["lint", "dit", "uvit", "--width-arg", "d", "--heads-arg", "h"],
+     "--width-arg, --heads-arg only apply to model-class targets"),
+])
+def test_a_model_class_option_for_a_spec_is_not_silently_ignored(
+        argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--config`` and its siblings build a spec from a class; a built-in is a spec already,
+    so the option would change nothing the user believes it changes."""
+    err = error_of(capsys, argv)
+    assert needle in err, err
+    assert "fix:   drop" in err
+
+
 def test_no_target_and_no_config_says_how_to_give_one(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pyproject.toml"

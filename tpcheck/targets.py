@@ -44,7 +44,8 @@ class TargetOptions:
     widths: tuple[int, ...] | None = None
 
 
-def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
+def load_target(target: str, options: TargetOptions | None = None, *,
+                strict: bool = True) -> ModelSpec:
     """Resolve a CLI TARGET into a ModelSpec.
 
     TARGET is a built-in model name (``dit``, ``uvit``, ...), ``package.module:attr``,
@@ -54,6 +55,7 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
     """
     if ":" not in target:
         if target in registry.BUILTINS:
+            _refuse_class_options(options, target, "a built-in spec", strict)
             return registry.build(target)
         raise TpcheckError(
             f"unknown target {target!r}.",
@@ -67,6 +69,7 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
     obj = _diffusers_class(attr) if location == "diffusers" else _attribute(location, attr,
                                                                              target)
     if isinstance(obj, ModelSpec):
+        _refuse_class_options(options, target, "a ModelSpec", strict)
         return obj
     if _is_model_class(obj) or (callable(obj) and _requires_arguments(obj)):
         return _autospec(obj, target, options or TargetOptions())
@@ -84,6 +87,8 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
                                fix="make the attribute a zero-argument callable that returns a "
                                    "tpcheck.ModelSpec") from exc
         if isinstance(spec, ModelSpec):
+            _refuse_class_options(options, target, "a function that returns a ModelSpec",
+                                  strict)
             return spec
         if isinstance(spec, torch.nn.Module) and _takes_arguments(obj):
             return _autospec(obj, target, options or TargetOptions())  # make_model(dim=...)
@@ -93,6 +98,31 @@ def load_target(target: str, options: TargetOptions | None = None) -> ModelSpec:
     raise TpcheckError(f"{attr!r} is a {type(obj).__name__}, not a ModelSpec, a model class or "
                        "a callable.", where=target, fix="point TARGET at a tpcheck.ModelSpec or "
                                                         "a torch.nn.Module class")
+
+
+#: The options that say how to build a spec from a model class, with their CLI spelling.
+_CLASS_OPTIONS = {"config": "--config", "width_arg": "--width-arg", "heads_arg": "--heads-arg",
+                  "head_dim": "--head-dim", "inputs": "--inputs"}
+
+
+def class_options_given(options: TargetOptions | None) -> list[str]:
+    """The model-class options set in ``options``, as the CLI spells them."""
+    return [flag for field, flag in _CLASS_OPTIONS.items()
+            if options is not None and getattr(options, field) is not None]
+
+
+def _refuse_class_options(options: TargetOptions | None, target: str, what: str,
+                          strict: bool) -> None:
+    """A model-class option given for a target that is already a spec would be ignored: say so
+    instead (a ``--config`` the user believes in, silently unused, is a wrong report). Not
+    ``strict``: one of several targets, where the options are for the others."""
+    given = class_options_given(options)
+    if given and strict:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise TpcheckError(f"{', '.join(given)} only {verb} to model-class targets "
+                           f"(diffusers:Class, module:Class); {target!r} is {what}.",
+                           where=target, fix=f"drop {', '.join(given)}, or point TARGET at the "
+                                             "model class")
 
 
 def import_object(reference: str) -> Any:

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     widths = args.widths or config.widths
     plan = _load_plan(args.plan)
     options = target_options(args, widths)
+    _check_class_options(targets, options)
     show = progress(args)
     reports = []
     try:
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"{target} ({i + 1}/{len(targets)}): " if len(targets) > 1 else f"{target}: "
             show(prefix + "loading")
             reports.append(_lint_one(target, args, options, widths, plan, select, ignore,
-                                     config, lambda m, p=prefix: show(p + m)))
+                                     config, lambda m, p=prefix: show(p + m),
+                                     strict=len(targets) == 1))
     finally:
         show.done()
     from tpcheck.runreport import RunReport
@@ -101,6 +103,20 @@ def run(args: argparse.Namespace) -> int:
     return run_report.exit_code
 
 
+def _check_class_options(targets: list[str], options: Any) -> None:
+    """Several targets: model-class options are for the class targets among them, so at least
+    one must be one (a single target is checked when it loads)."""
+    from tpcheck.models import registry
+    from tpcheck.targets import class_options_given
+
+    given = class_options_given(options)
+    if given and len(targets) > 1 and all(t in registry.BUILTINS for t in targets):
+        verb = "applies" if len(given) == 1 else "apply"
+        raise TpcheckError(f"{', '.join(given)} only {verb} to model-class targets "
+                           "(diffusers:Class, module:Class); every TARGET here is a built-in.",
+                           fix=f"drop {', '.join(given)}")
+
+
 def _load_plan(path: str | None) -> Any:
     if not path:
         return None
@@ -110,11 +126,11 @@ def _load_plan(path: str | None) -> Any:
 
 
 def _lint_one(target: str, args: argparse.Namespace, options: Any, widths: Any, plan: Any,
-              select: Any, ignore: Any, config: Any, show: Any) -> Any:
+              select: Any, ignore: Any, config: Any, show: Any, strict: bool) -> Any:
     from tpcheck.pipeline import classify_only, lint
     from tpcheck.targets import load_target
 
-    spec = load_target(target, options)
+    spec = load_target(target, options, strict=strict)
     if widths:
         spec = spec.with_widths(widths)
     if plan is not None:
