@@ -95,9 +95,9 @@ def load_target(target: str, options: TargetOptions | None = None, *,
         raise TpcheckError(f"{attr}() returned {type(spec).__name__}, not a tpcheck.ModelSpec.",
                            where=target, fix="return tpcheck.ModelSpec(factory, inputs, widths), "
                                              "or point TARGET at the model class")
-    raise TpcheckError(f"{attr!r} is a {type(obj).__name__}, not a ModelSpec, a model class or "
-                       "a callable.", where=target, fix="point TARGET at a tpcheck.ModelSpec or "
-                                                        "a torch.nn.Module class")
+    raise TpcheckError(f"{attr!r} is of type {type(obj).__name__}, not a ModelSpec, a model "
+                       "class or a callable.", where=target,
+                       fix="point TARGET at a tpcheck.ModelSpec or a torch.nn.Module class")
 
 
 #: The options that say how to build a spec from a model class, with their CLI spelling.
