@@ -122,6 +122,9 @@ def _tensor_rule(name: str, t: Any, base: int, std_base: float, style: str,
         init = "keep"
     elif (zero_readout and role == "output") or std_base == 0.0:
         init = "zero"
+        # Adafactor scales a step by max(eps2, RMS(w)): a zero tensor has no RMS to follow,
+        # so its step is Adam-like and takes Adam's LR (docs/theory.md §8.3)
+        lr["adafactor"] = lr["adam"]
     else:
         init = "scale"
     return TensorRule(

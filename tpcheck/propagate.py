@@ -439,9 +439,13 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
         (_, q), (_, k_), (_, v) = refs[0], refs[1], refs[2]
         delta = _head_alpha(graph, node)
         sigma = _sdpa_scale_exponent(graph, node)
-        logits = _clean(gz + state[v].s + HALF * delta)
-        return [(q, _clean(logits + sigma + state[k_].s), None),
-                (k_, _clean(logits + sigma + state[q].s), None), (v, gz, None)]
+        # ∂L/∂logit = Σ over the head dim of g_z · v: coherent once trained (g_z aligned with
+        # v), as the forward's q·k is (docs/theory.md §4, §8.2)
+        logits = _clean(gz + state[v].s + delta)
+        # a logit scale larger than 1/d (TP301) amplifies q's and k's gradients: its blame
+        blame = ATTENTION + node.name if _gt(sigma + delta, ZERO) else None
+        return [(q, _clean(logits + sigma + state[k_].s), blame),
+                (k_, _clean(logits + sigma + state[q].s), blame), (v, gz, None)]
     power = _power(node, op)
     if power is not None and refs:
         r = refs[0][1]
