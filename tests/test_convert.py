@@ -24,7 +24,10 @@ from tpcheck.cli import main
 
 TARGETS = ["dit", "dit-growing-head-dim", "uvit", "uvit-growing-head-dim", "pixart",
            "pixart-growing-head-dim", "mmdit", "mmdit-growing-head-dim", "diffusers-dit",
-           "diffusers-pixart", "diffusers-sd3"]
+           "diffusers-pixart", "diffusers-sd3",
+           # an MoE router: a per-token weight times width-sized expert outputs, whose gradient
+           # sums over the width
+           "diffusers-hidream"]
 _PLANS: dict[str, Plan] = {}
 
 

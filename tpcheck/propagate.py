@@ -416,8 +416,10 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
         return out
     if op in ("mul",) and len(refs) >= 2:
         (_, a), (_, b) = refs[0], refs[1]
-        return [(a, _clean(gz + _moved(state[b])), _amplifier(state[b])),
-                (b, _clean(gz + _moved(state[a])), _amplifier(state[a]))]
+        return [(a, _clean(gz + _moved(state[b]) + _spread(graph, a, node)),
+                 _amplifier(state[b])),
+                (b, _clean(gz + _moved(state[a]) + _spread(graph, b, node)),
+                 _amplifier(state[a]))]
     if op in ("div", "true_divide") and len(refs) >= 2:
         (_, a), (_, b) = refs[0], refs[1]
         sb = _finite(state[b].s)
@@ -452,7 +454,25 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
         return [(r, _clean(gz + (power - 1) * state[r].s), None)]
     if op in EMBEDDING:
         return []
+    if op in _BROADCASTING:
+        return [(r, _clean(gz + _spread(graph, r, node)), None) for _, r in refs]
     return [(r, gz, None) for _, r in refs]  # activations, moves, sums, softmax: g passes
+
+
+#: Ops whose output may repeat an input over dims it does not have (its gradient sums there).
+_BROADCASTING = frozenset({"add", "sub", "rsub", "expand", "expand_as", "repeat",
+                           "broadcast_to"})
+
+
+def _spread(graph: OpGraph, ref: str, node: OpNode) -> int:
+    """Width dims ``node``'s output repeats ``ref`` over (a per-token router weight times a
+    width-sized expert output: 1). The gradient sums over them, coherently once trained, as
+    for a parameter broadcast over the width (:func:`gradient_exponent`)."""
+    return max(0, _width_dims(graph.shape(node.name)) - _width_dims(graph.shape(ref)))
+
+
+def _width_dims(shape: tuple | None) -> int:
+    return sum(map(is_infinite, shape or ()))
 
 
 def _amplifier(y: Exp) -> str | None:
