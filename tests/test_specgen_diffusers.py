@@ -11,6 +11,7 @@ built from a config.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from expected_roles import EXPECTED_ROLES, role_of
 
 from tpcheck import Plan, convert
 from tpcheck.cli import main
-from tpcheck.pipeline import analyze
+from tpcheck.pipeline import analyze, lint
 from tpcheck.specgen import autospec, diffusers_classes, extend_plan, verified
 
 diffusers = pytest.importorskip("diffusers")
@@ -202,6 +203,21 @@ def test_converted_cogvideox_draws_no_epsilon_warning(tmp_path: Path, capsys) ->
     assert main(["lint", target, "--plan", plan, "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert summary["error"] == 0 and summary["warning"] == 0, summary
+
+
+@pytest.mark.parametrize("name", ["SanaTransformer2DModel", "LTXVideoTransformer3DModel"])
+def test_converted_plan_lints_clean_under_sgd(name: str) -> None:
+    """SGD's steps carry the backward exponent, so the backward must be right where the
+    channels never mix (Sana's depthwise conv: groups = channels, each input feeds one output
+    channel) and through RMSNorm written out (``x.pow(2).mean(-1)``: each entry gets 1/n of
+    the mean's gradient). μP for SGD then has g = −1 on every width-sized activation."""
+    source = dataclasses.replace(
+        autospec(getattr(diffusers, name)),
+        optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+    report = lint(convert(source, seeds=1).spec(source), seeds=1)
+    departures = [f"{f.rule} {f.subject}" for f in report.findings
+                  if f.severity in ("error", "warning")]
+    assert not departures, departures
 
 
 # --------------------------------------------------------------------------- catalogue

@@ -60,6 +60,10 @@ class Use:
     #: A fan-in that concatenates blocks (``cat([h, pooled])``: ``(n, 32)``), in order along
     #: the contracted dim; empty when the input is one block.
     fan_in_blocks: tuple[sympy.Expr, ...] = ()
+    #: How many outputs each input element feeds, when not ``fan_out``: a grouped convolution's
+    #: ``out_channels / groups`` (1 for Sana's depthwise conv, whose fan-out is the width but
+    #: whose channels never mix). The backward sums over these, not over ``fan_out``.
+    fan_out_per_input: sympy.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,8 @@ def _use_at(graph: OpGraph, tensor: str, node: OpNode, pos: str, operand: str,
         fan_in, fan_out = fans
         return Use(tensor, node.name, op, "contraction", contraction_role(fan_in, fan_out),
                    fan_in, fan_out, via, operand, pos, node.module, node.source,
-                   _concatenated(graph, node, op, fan_in))
+                   _concatenated(graph, node, op, fan_in),
+                   _grouped_fan_out(graph, node, op, graph.shape(operand)))
     if op in SEE_THROUGH or _passes_through(graph, node, op, operand):
         return None
     role, fan_in, fan_out = elementwise_use(own_shape)
@@ -263,6 +268,21 @@ def _is_tensor(graph: OpGraph, ref: Ref) -> bool:
     """A referenced node that is a non-scalar tensor (0-d constants count as scalars)."""
     shape = graph.node(ref.name).shape
     return shape is not None and len(shape) > 0
+
+
+def _grouped_fan_out(graph: OpGraph, node: OpNode, op: str,
+                     weight: tuple[sympy.Expr | None, ...] | None) -> sympy.Expr | None:
+    """``out_channels / groups`` of a grouped (not transposed) convolution, from the weight's
+    ``(out, in / groups, *kernel)`` and the input's channels; None for any other contraction
+    or a convolution with one group."""
+    if op not in CONV or op.startswith("conv_transpose") or not weight or len(weight) < 2:
+        return None
+    x = node.args[0] if node.args else None
+    x_shape = graph.shape(x.name) if isinstance(x, Ref) else None
+    if not x_shape or len(x_shape) < 2 or None in (weight[0], weight[1], x_shape[1]):
+        return None
+    per_input = sympy.simplify(weight[0] * weight[1] / x_shape[1])
+    return None if sympy.simplify(per_input - weight[0]) == 0 else per_input
 
 
 def _contraction_fans(node: OpNode, op: str, pos: str,

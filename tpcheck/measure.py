@@ -59,6 +59,9 @@ class UseExponents:
     #: Width dims the use broadcasts the tensor over (a head-dim gain shared by n/d heads: 1);
     #: its gradient sums over them.
     broadcast: int = 0
+    #: 1 if each input element feeds width-many outputs (the backward sums over them):
+    #: ``alpha_out`` but for a grouped convolution, whose channels do not mix.
+    alpha_back: int = 0
 
     @property
     def node(self) -> str:
@@ -341,8 +344,10 @@ def _use_exponents(graph: OpGraph, use: Use, init: Fit, settings: _Settings | No
         wide_out = sum(map(is_infinite, graph.shape(use.node) or ()))
         wide_own = sum(map(is_infinite, graph.shapes.param_shapes[use.tensor]))
         broadcast = max(0, wide_out - wide_own)
+    per_input = use.fan_out if use.fan_out_per_input is None else use.fan_out_per_input
     return UseExponents(use, alpha_in, alpha_out, a, multiplier, a + b, U,
-                        settings.family if settings else None, broadcast)
+                        settings.family if settings else None, broadcast,
+                        int(is_infinite(per_input)))
 
 
 def use_multiplier(graph: OpGraph, use: Use, width: int,

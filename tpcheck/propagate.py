@@ -454,11 +454,15 @@ def _gradients_of_inputs(ctx: _Context, node: OpNode, gz: sympy.Expr, state: dic
         return [(r, _clean(gz + (power - 1) * state[r].s), None)]
     if op in EMBEDDING:
         return []
+    if op in _AVERAGES:  # each entry gets 1/n of a mean over a width dim
+        return [(r, _clean(gz - _reduced_alpha(graph, node)), None) for _, r in refs[:1]]
     if op in _BROADCASTING:
         return [(r, _clean(gz + _spread(graph, r, node)), None) for _, r in refs]
     return [(r, gz, None) for _, r in refs]  # activations, moves, sums, softmax: g passes
 
 
+#: Reductions that divide by the count: RMSNorm's ``x.pow(2).mean(-1)`` written out.
+_AVERAGES = frozenset({"mean", "var", "std"})
 #: Ops whose output may repeat an input over dims it does not have (its gradient sums there).
 _BROADCASTING = frozenset({"add", "sub", "rsub", "expand", "expand_as", "repeat",
                            "broadcast_to"})
@@ -523,15 +527,16 @@ def _through_weight(u: UseExponents, gz: sympy.Expr, x: Exp) -> tuple[sympy.Expr
     term wins; for an SGD step, else the tensor that made ``x`` larger than Θ(1).
     """
     s_x = x.s
-    clt = NEG_INF if u.I == sympy.oo else _clean(gz + HALF * u.alpha_out - u.I)
+    fan_back = u.alpha_back  # α_out, but 0 for a grouped conv whose channels do not mix
+    clt = NEG_INF if u.I == sympy.oo else _clean(gz + HALF * fan_back - u.I)
     if u.U is None:
         coherent = NEG_INF
     elif u.family == "sgd":
-        coherent = _clean(2 * gz + s_x + u.alpha_out - u.U)
+        coherent = _clean(2 * gz + s_x + fan_back - u.U)
     elif u.family == "muon":  # spectral norm n^-U, aligned with g: σ·‖g‖₂ over √fan_in entries
-        coherent = _clean(gz + sympy.Rational(u.alpha_out - u.alpha_in, 2) - u.U)
+        coherent = _clean(gz + sympy.Rational(fan_back - u.alpha_in, 2) - u.U)
     else:
-        coherent = _clean(gz + u.alpha_out - u.U)
+        coherent = _clean(gz + fan_back - u.U)
     if _gt(coherent, clt):
         if u.U is not None and _gt(u.expected_U, u.U):
             return coherent, u.use.tensor
