@@ -7,13 +7,10 @@ tables are checked against the traced graph by test_classify.py, like every buil
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
+from conftest import plan_lint_summary
 from tpcheck.models import registry
-
-from tpcheck.cli import main
 
 pytest.importorskip("diffusers")
 
@@ -63,9 +60,5 @@ def test_inputs_are_seeded() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
 def test_convert_then_lint_plan_has_no_errors(name: str, tmp_path, capsys) -> None:
-    plan = str(tmp_path / "plan.json")
-    assert main(["convert", name, "-o", plan]) == 0
-    capsys.readouterr()
-    assert main(["lint", name, "--plan", plan, "--format", "json"]) == 0
-    summary = json.loads(capsys.readouterr().out)["summary"]
+    summary = plan_lint_summary(name, tmp_path, capsys)
     assert summary["error"] == 0 and summary["warning"] == 0, summary

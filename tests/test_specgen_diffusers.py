@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import classification_of
+from conftest import classification_of, plan_lint_summary
 from expected_roles import EXPECTED_ROLES, role_of
 
 from tpcheck import Plan, convert
@@ -196,12 +196,7 @@ def test_converted_cogvideox_draws_no_epsilon_warning(tmp_path: Path, capsys) ->
     values) → a 512-wide embedding → adaLN layers of width n. The embedding's weights have
     Θ(1) gradients once training has aligned the adaLN steps with the gradient, so the plan's
     constant ε for them is right (docs/theory.md §8.2) and lint must not warn."""
-    target = "diffusers:CogVideoXTransformer3DModel"
-    plan = str(tmp_path / "plan.json")
-    assert main(["convert", target, "-o", plan, "-q"]) == 0
-    capsys.readouterr()
-    assert main(["lint", target, "--plan", plan, "--format", "json"]) == 0
-    summary = json.loads(capsys.readouterr().out)["summary"]
+    summary = plan_lint_summary("diffusers:CogVideoXTransformer3DModel", tmp_path, capsys)
     assert summary["error"] == 0 and summary["warning"] == 0, summary
 
 
@@ -257,9 +252,5 @@ def test_lint_convert_and_lint_plan_by_name(name: str, tmp_path: Path, capsys) -
     """The acceptance loop, exactly as a user types it."""
     target = f"diffusers:{name}"
     assert main(["lint", target, "--no-tensors"]) == 1  # standard parametrization: μP errors
-    plan = str(tmp_path / "plan.json")
-    assert main(["convert", target, "-o", plan]) == 0
-    capsys.readouterr()
-    assert main(["lint", target, "--plan", plan, "--format", "json"]) == 0
-    summary = json.loads(capsys.readouterr().out)["summary"]
+    summary = plan_lint_summary(target, tmp_path, capsys)
     assert summary["error"] == 0 and summary["warning"] == 0, summary

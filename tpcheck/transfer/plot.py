@@ -162,11 +162,9 @@ NAMES = {"sp": "SP", "mup": "μP"}
 
 def _sp_best(sweep: Sweep) -> tuple[str, float, float] | None:
     """SP at the widest width at its own best grid LR (what a full-width sweep buys)."""
-    if "sp" not in sweep.config.parametrizations:
+    oracle = sweep.sp_oracle()
+    if oracle is None:
         return None
-    width = sweep.config.widths[-1]
-    lr = sweep.best_grid_lr("sp", width)
-    if lr is None:
-        return None
+    width, lr = oracle
     mean, sd = sweep.at_lr("sp", width, lr)
     return f"SP n={width} at the best LR of its own sweep (2^{math.log2(lr):.1f})", mean, sd

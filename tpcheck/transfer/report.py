@@ -94,12 +94,10 @@ def _pm(mean: float, sd: float, digits: int = 2) -> str:
 
 def _sp_oracle(sweep: Sweep) -> list[str] | None:
     """SP at the widest width at its own best grid LR: what tuning at full width buys."""
-    if "sp" not in sweep.config.parametrizations:
+    oracle = sweep.sp_oracle()
+    if oracle is None:
         return None
-    width = sweep.config.widths[-1]
-    lr = sweep.best_grid_lr("sp", width)
-    if lr is None:
-        return None
+    width, lr = oracle
     values = sweep.heldout_at("sp", width, lr)
     h = sweep.config.hyper
     return [f"SP n={width}, best LR of the sweep at n={width}",

@@ -144,6 +144,15 @@ class Sweep:
         finite = [i for i, y in enumerate(curve) if math.isfinite(y)]
         return self.config.lrs[min(finite, key=curve.__getitem__)] if finite else None
 
+    def sp_oracle(self) -> tuple[int, float] | None:
+        """``(width, lr)``: SP at the widest width at its own best grid LR, what tuning at full
+        width buys (None without an SP sweep or a finished SP run there)."""
+        if "sp" not in self.config.parametrizations:
+            return None
+        width = self.config.widths[-1]
+        lr = self.best_grid_lr("sp", width)
+        return None if lr is None else (width, lr)
+
     def optimum(self, parametrization: str, width: int) -> WidthOptimum:
         lrs = self.config.lrs
         return WidthOptimum(width, tuple(optimum(lrs, self.curve(parametrization, width, s))
