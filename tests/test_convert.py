@@ -69,6 +69,28 @@ def test_converted_model_lints_clean_under_other_families(target: str, optimizer
     assert not departures, "\n".join(departures)
 
 
+def test_a_plan_for_muon_on_every_matrix_lints_clean_and_round_trips(tmp_path: Path) -> None:
+    """Muon on the input and output matrices too (AdamW for the vectors): the plan's Muon LR
+    meets the spectral condition ‖ΔW‖ ∝ √(fan_out / fan_in) over torch's own adjustment
+    ``√max(1, rows / cols)``, which is a ``Max`` of width expressions in the JSON."""
+    def muon_everywhere(model: torch.nn.Module) -> list[torch.optim.Optimizer]:
+        params = list(model.parameters())
+        return [torch.optim.Muon([p for p in params if p.ndim == 2], lr=0.02),
+                torch.optim.AdamW([p for p in params if p.ndim != 2], lr=1e-3)]
+
+    source = replace(spec(Knobs(attention="fixed")), optimizer=muon_everywhere)
+    plan = convert(source, seeds=1)
+    path = tmp_path / "plan.json"
+    plan.save(path)
+    loaded = Plan.load(path)
+    assert loaded == plan
+    assert any("Max" in mult for rule in loaded.tensors.values()
+               for mult in rule.lr_mult.values())
+    report = tpcheck.lint(loaded.spec(source), seeds=1)
+    departures = _departures(report)
+    assert not departures, "\n".join(departures)
+
+
 def test_converted_dit_matches_the_mup_package() -> None:
     """Same per-tensor invariants I and U as DiT built with MuReadout + set_base_shapes +
     MuAdamW (tests/mup_models.py), both keeping DiT's zero-initialised readout."""

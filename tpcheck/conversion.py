@@ -116,7 +116,9 @@ def _tensor_rule(name: str, t: Any, base: int, std_base: float, style: str,
     lr = {"adam": m_in ** -alpha_in * m ** a,
           "sgd": m_out ** alpha_out * m_in ** -alpha_in * m ** (2 * a),
           "adafactor": m_in ** -(alpha_in - init_exponent),
-          "muon": m_in ** -sympy.Rational(alpha_in - alpha_out, 2) * m ** a / muon}
+          # the spectral condition: ‖ΔW‖ ∝ √(fan_out / fan_in), over Muon's own adjustment
+          "muon": (m_in ** -sympy.Rational(alpha_in, 2) * m_out ** sympy.Rational(alpha_out, 2)
+                   * m ** a / muon)}
     eps = m_out ** -alpha_out * m ** -a
     if not t.trainable or t.role == "unused":
         init = "keep"

@@ -353,7 +353,7 @@ def _expressions(tensors: dict[str, TensorRule], attention: tuple[AttentionRule,
 def _check_expression(expr: str, key: str, where: str) -> None:
     """``expr`` is a finite expression in ``n`` alone (:func:`~tpcheck.symbols.parse` says
     what else the text holds)."""
-    fix = "write e.g. \"64/n\" or \"sqrt(64/n)\": numbers, n, sqrt and arithmetic"
+    fix = "write e.g. \"64/n\" or \"sqrt(64/n)\": numbers, n, sqrt, Max, Min and arithmetic"
     try:
         value = parse(expr)
     except Exception as exc:  # parse's ValueError says why; SymPy's parser raises many types
