@@ -39,7 +39,7 @@ from tpcheck.optimizers import (
     update_exponent,
 )
 from tpcheck.spec import ModelSpec
-from tpcheck.widths import is_infinite
+from tpcheck.widths import is_infinite, width_dims
 
 INF = sympy.oo
 
@@ -341,9 +341,8 @@ def _use_exponents(graph: OpGraph, use: Use, init: Fit, settings: _Settings | No
         U = update_exponent(settings.family, a, settings.lr.exponent, b, settings.phi)
     broadcast = 0
     if use.kind != "contraction":
-        wide_out = sum(map(is_infinite, graph.shape(use.node) or ()))
-        wide_own = sum(map(is_infinite, graph.shapes.param_shapes[use.tensor]))
-        broadcast = max(0, wide_out - wide_own)
+        broadcast = max(0, width_dims(graph.shape(use.node))
+                        - width_dims(graph.shapes.param_shapes[use.tensor]))
     per_input = use.fan_out if use.fan_out_per_input is None else use.fan_out_per_input
     return UseExponents(use, alpha_in, alpha_out, a, multiplier, a + b, U,
                         settings.family if settings else None, broadcast,

@@ -38,7 +38,7 @@ from tpcheck.graph import (
     op_name,
 )
 from tpcheck.measure import Measurement, UseExponents, multiplier_nodes
-from tpcheck.widths import is_infinite
+from tpcheck.widths import is_infinite, width_dims
 
 NEG_INF = -sympy.oo
 ZERO = sympy.Integer(0)
@@ -472,11 +472,7 @@ def _spread(graph: OpGraph, ref: str, node: OpNode) -> int:
     """Width dims ``node``'s output repeats ``ref`` over (a per-token router weight times a
     width-sized expert output: 1). The gradient sums over them, coherently once trained, as
     for a parameter broadcast over the width (:func:`gradient_exponent`)."""
-    return max(0, _width_dims(graph.shape(node.name)) - _width_dims(graph.shape(ref)))
-
-
-def _width_dims(shape: tuple | None) -> int:
-    return sum(map(is_infinite, shape or ()))
+    return max(0, width_dims(graph.shape(node.name)) - width_dims(graph.shape(ref)))
 
 
 def _amplifier(y: Exp) -> str | None:

@@ -319,6 +319,12 @@ def is_infinite(dim: sympy.Expr | None) -> bool:
     return dim is not None and sympy.diff(dim, n) != 0
 
 
+def width_dims(shape: tuple[sympy.Expr | None, ...] | None) -> int:
+    """How many dims of ``shape`` grow with ``n``: what an op that repeats a smaller operand
+    over the width (a broadcast) sums its gradient over, the difference of two such counts."""
+    return sum(map(is_infinite, shape or ()))
+
+
 def describe(shape: SymShape | tuple[sympy.Expr | None, ...],
              rounded: tuple[int, ...] = ()) -> list[str]:
     """A shape as strings (the JSON report's form); ``rounded`` axes are written ``≈…``."""
