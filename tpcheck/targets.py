@@ -105,24 +105,25 @@ _CLASS_OPTIONS = {"config": "--config", "width_arg": "--width-arg", "heads_arg":
                   "head_dim": "--head-dim", "inputs": "--inputs"}
 
 
-def class_options_given(options: TargetOptions | None) -> list[str]:
-    """The model-class options set in ``options``, as the CLI spells them."""
-    return [flag for field, flag in _CLASS_OPTIONS.items()
-            if options is not None and getattr(options, field) is not None]
-
-
 def _refuse_class_options(options: TargetOptions | None, target: str, what: str,
                           strict: bool) -> None:
-    """A model-class option given for a target that is already a spec would be ignored: say so
-    instead (a ``--config`` the user believes in, silently unused, is a wrong report). Not
-    ``strict``: one of several targets, where the options are for the others."""
-    given = class_options_given(options)
-    if given and strict:
+    """One of several lint targets (not ``strict``): the options are for the others."""
+    if strict:
+        refuse_class_options(options, f"{target!r} is {what}", where=target)
+
+
+def refuse_class_options(options: TargetOptions | None, why: str,
+                         where: str | None = None) -> None:
+    """Model-class options (``--config`` and its siblings) given where no target is a model
+    class would be ignored: say so instead (a ``--config`` the user believes in, silently
+    unused, is a wrong report). ``why``: what the targets are instead."""
+    given = [flag for field, flag in _CLASS_OPTIONS.items()
+             if options is not None and getattr(options, field) is not None]
+    if given:
         verb = "applies" if len(given) == 1 else "apply"
         raise TpcheckError(f"{', '.join(given)} only {verb} to model-class targets "
-                           f"(diffusers:Class, module:Class); {target!r} is {what}.",
-                           where=target, fix=f"drop {', '.join(given)}, or point TARGET at the "
-                                             "model class")
+                           f"(diffusers:Class, module:Class); {why}.", where=where,
+                           fix=f"drop {', '.join(given)}, or point TARGET at the model class")
 
 
 def import_object(reference: str) -> Any:

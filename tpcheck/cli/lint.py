@@ -107,14 +107,10 @@ def _check_class_options(targets: list[str], options: Any) -> None:
     """Several targets: model-class options are for the class targets among them, so at least
     one must be one (a single target is checked when it loads)."""
     from tpcheck.models import registry
-    from tpcheck.targets import class_options_given
+    from tpcheck.targets import refuse_class_options
 
-    given = class_options_given(options)
-    if given and len(targets) > 1 and all(t in registry.BUILTINS for t in targets):
-        verb = "applies" if len(given) == 1 else "apply"
-        raise TpcheckError(f"{', '.join(given)} only {verb} to model-class targets "
-                           "(diffusers:Class, module:Class); every TARGET here is a built-in.",
-                           fix=f"drop {', '.join(given)}")
+    if len(targets) > 1 and all(t in registry.BUILTINS for t in targets):
+        refuse_class_options(options, "every TARGET here is a built-in")
 
 
 def _load_plan(path: str | None) -> Any:
