@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +18,42 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_TOOL_ERROR = 0, 1, 2
 # --- argument types (argparse turns their errors into exit 2 with the usage line) --------------
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, read: Callable[[str], float], ok: Callable[[float], bool],
+            expected: str, bounds: str) -> Any:
+    """``read(text)`` if it parses and is ``ok``, else argparse's error saying what was
+    ``expected`` (unparsable) or the ``bounds`` it breaks."""
     try:
-        value = int(text)
+        value = read(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{bounds}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v > 0, "a positive integer",
+                   "expected a positive integer")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number, got {text}")
-    return value
+    return _number(text, float, lambda v: 0 < v < float("inf"), "a positive number",
+                   "expected a positive, finite number")
 
 
 def fraction(text: str) -> float:
     """A fraction in [0, 1): a share of a run (warm-up)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.2, got {text!r}"
-                                         ) from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"a fraction lies in [0, 1), got {text}")
-    return value
+    return _number(text, float, lambda v: 0.0 <= v < 1.0, "a fraction such as 0.2",
+                   "a fraction lies in [0, 1)")
 
 
 def rate(text: str) -> float:
     """A fraction in [0, 1]; ``95%`` is read as 0.95."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate such as 0.95 or 95%, got {text!r}"
-                                         ) from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a rate lies in [0, 1] (or 0%–100%), got {text}")
-    return value
+    def read(raw: str) -> float:
+        return float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+
+    return _number(text, read, lambda v: 0.0 <= v <= 1.0, "a rate such as 0.95 or 95%",
+                   "a rate lies in [0, 1] (or 0%–100%)")
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
